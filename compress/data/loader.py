@@ -1,0 +1,154 @@
+"""Batch iterators that yield normalised float images and labels on the training device.
+
+Small datasets live on the device as one uint8 tensor; crop and flip run batched there (the
+airbench approach), so a GPU never waits for Python workers. Large ones (``imagefolder``) go
+through a DataLoader with workers, and only the normalisation runs on the device.
+Shuffling is a pure function of (seed, epoch), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from compress.data.augment import random_crop, random_flip
+
+
+class Normalizer:
+    """uint8 (0–255) images → float, normalised by per-channel mean and std."""
+
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu"
+    ) -> None:
+        m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.scale = 1.0 / (255.0 * s)
+        self.shift = m / s
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise a uint8 batch (N, C, H, W)."""
+        return x.float() * self.scale - self.shift
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
+
+
+class DeviceLoader:
+    """Iterate over a uint8 tensor dataset held on `device`, augmenting batches there."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        crop_padding: int = 0,
+        flip: bool = False,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.normalize = Normalizer(mean, std, self.device)
+        self.shuffle = shuffle
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.seed = seed
+        self.epoch = 0
+        self.channels_last = channels_last
+
+    @property
+    def num_samples(self) -> int:
+        """Number of images per epoch."""
+        return len(self.labels)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffling/augmentation stream of `epoch`."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n, b = self.num_samples, self.batch_size
+        full, rest = divmod(n, b)
+        return full + (1 if rest >= 2 or (rest and not self.shuffle) or full == 0 else 0)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator(device=self.device).manual_seed(_epoch_seed(self.seed, self.epoch))
+        n = self.num_samples
+        order = torch.randperm(n, device=self.device, generator=gen) if self.shuffle else None
+        for b in range(len(self)):
+            sl = slice(b * self.batch_size, min(n, (b + 1) * self.batch_size))
+            if order is None:
+                x, y = self.images[sl], self.labels[sl]
+            else:
+                idx = order[sl]
+                x, y = self.images[idx], self.labels[idx]
+            if self.crop_padding:
+                x = random_crop(x, self.crop_padding, gen)
+            if self.flip:
+                x = random_flip(x, gen)
+            x = self.normalize(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+
+
+class FolderLoader:
+    """A DataLoader over an image-folder dataset, normalising batches on `device`."""
+
+    def __init__(
+        self,
+        dataset: torch.utils.data.Dataset,
+        *,
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        workers: int = 4,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dataset = dataset
+        self.seed = seed
+        self.generator = torch.Generator()
+        self.normalize = Normalizer(mean, std, self.device)
+        self.channels_last = channels_last
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=self.generator if shuffle else None,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=shuffle and len(dataset) % batch_size == 1,
+            persistent_workers=False,
+        )
+        self.set_epoch(0)
+
+    @property
+    def num_samples(self) -> int:
+        """Number of images per epoch."""
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffling stream of `epoch`."""
+        self.generator.manual_seed(_epoch_seed(self.seed, epoch))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            x = self.normalize(x.to(self.device, non_blocking=True))
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.to(self.device, non_blocking=True)
