@@ -1,0 +1,66 @@
+"""``state.pt``: everything a resume needs, loaded with ``weights_only=True`` (no code runs)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from compress.artifacts import atomic_write_bytes
+from compress.errors import CompressError
+
+STATE_FORMAT = "compress-state"
+STATE_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states (CPU and every CUDA device)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a training state atomically."""
+    buf = io.BytesIO()
+    torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a training state with ``weights_only=True``.
+
+    Raises:
+        CompressError: if the file is missing, corrupt, or holds anything but tensors and plain
+            data (such a file is refused without running any of it).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CompressError(f"no training state at '{p}'; cannot resume")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        raise CompressError(
+            f"'{p}' is not a safe training state (it holds objects other than tensors and plain "
+            f"data, which compress refuses to unpickle: {first}); delete it and start a new run"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressError(
+            f"'{p}' is truncated or corrupt ({first}); delete it and start a new run"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CompressError(f"'{p}' is not a compress training state")
+    return state

@@ -1,0 +1,52 @@
+"""Accuracy and evaluation over a loader."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def topk_correct(
+    logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> list[int]:
+    """How many samples have their label among the top-k logits, for each k (capped at C)."""
+    maxk = min(max(ks), logits.shape[1])
+    pred = logits.topk(maxk, dim=1).indices
+    hit = pred.eq(labels[:, None])
+    return [int(hit[:, : min(k, maxk)].any(dim=1).sum()) for k in ks]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Top-1, top-5 (fractions in 0–1) and mean cross-entropy of `model` over `loader`."""
+    was_training = model.training
+    model.eval()
+    n = c1 = c5 = 0
+    loss = 0.0
+    try:
+        for x, y in loader:
+            ctx = (
+                torch.autocast(x.device.type, dtype=autocast_dtype)
+                if autocast_dtype is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                logits = model(x)
+            logits = logits.float()
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            a, b = topk_correct(logits, y)
+            c1, c5, n = c1 + a, c5 + b, n + len(y)
+    finally:
+        model.train(was_training)
+    if n == 0:
+        return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "samples": 0}
+    return {"top1": c1 / n, "top5": c5 / n, "loss": loss / n, "samples": n}

@@ -1,0 +1,117 @@
+"""``compress train``: train a teacher, or a no-KD baseline, from scratch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from compress.config import NO_HASH, config_hash, write_config
+from compress.data.base import DataSettings
+from compress.engine.settings import TrainSettings
+
+
+@dataclass
+class TrainConfig(TrainSettings):
+    """Everything ``compress train`` needs: model, data and the engine settings.
+
+    Attributes:
+        model: registry name of the architecture.
+        model_kwargs: architecture options (e.g. ``{width_mult: 1.0}``).
+        data: dataset and batching.
+        label_smoothing: cross-entropy label smoothing.
+        output: run directory (default ``runs/train/<model>_<dataset>``).
+        resume: continue the run in ``output``.
+    """
+
+    config_order: ClassVar[tuple[str, ...]] = ("model", "model_kwargs", "data")
+
+    model: str = "resnet20"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: DataSettings = field(default_factory=DataSettings)
+    label_smoothing: float = 0.0
+    output: str | None = field(default=None, metadata=NO_HASH)
+    resume: bool = field(default=False, metadata=NO_HASH)
+
+
+def check_resume_hash(out: Path, digest: str) -> None:
+    """Refuse to resume a run that was started with another config (before anything is written)."""
+    from compress.engine.checkpoint import load_state
+    from compress.errors import CompressError
+
+    saved = load_state(out / "state.pt").get("config_hash")
+    if saved != digest:
+        raise CompressError(
+            f"the config differs from the one '{out}' was started with (hash {saved} vs {digest}); "
+            "resume with the same config, or start a new --output"
+        )
+
+
+def describe_data(info: Any) -> str:
+    """``digits (1,437 train / 360 test, 10 classes, 1×8×8)``."""
+    h, w = info.input_size
+    return (
+        f"{info.name} ({info.train_size:,} train / {info.test_size:,} test, {info.num_classes} classes, "
+        f"{info.in_channels}×{h}×{w})"
+    )
+
+
+def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
+    """Train ``config.model`` on ``config.data`` with plain cross-entropy.
+
+    Returns:
+        The run summary (``summary.json``), plus ``"output"``: the run directory.
+    """
+    import torch
+
+    from compress.artifacts import default_output_dir, prepare_output_dir
+    from compress.data import build_loaders, load_data
+    from compress.engine import SupervisedTask, fit, resolve_device
+    from compress.models import count_params, create_model
+
+    device = resolve_device(config.device)
+    data = load_data(config.data)
+    info = data.info
+    torch.manual_seed(config.seed)
+    model = create_model(
+        config.model,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        **config.model_kwargs,
+    )
+    out = (
+        Path(config.output)
+        if config.output
+        else default_output_dir("train", f"{config.model}_{info.name}")
+    )
+    out = prepare_output_dir(out, resume=config.resume)
+    digest = config_hash(config)
+    if config.resume:
+        check_resume_hash(out, digest)
+    write_config(config, out)
+    channels_last = device.type == "cuda" and config.channels_last
+    train_loader, eval_loader = build_loaders(
+        data, config.data, device=device, seed=config.seed, channels_last=channels_last
+    )
+    log(
+        f"train {config.model} ({count_params(model) / 1e6:.3f} M params) on {describe_data(info)}, "
+        f"{config.epochs} epochs on {device} → {out}"
+    )
+    summary = fit(
+        SupervisedTask(model, config.label_smoothing),
+        train_loader,
+        eval_loader,
+        config,
+        out_dir=out,
+        device=device,
+        config_hash=digest,
+        save_meta=info.header(),
+        summary_extra={"model": config.model, "dataset": info.name},
+        resume=config.resume,
+        log=log,
+    )
+    log(
+        f"best top-1 {100 * summary['top1']:.2f}% (epoch {summary['best_epoch']}), last "
+        f"{100 * summary['top1_last']:.2f}% → {out / 'model.safetensors'}"
+    )
+    return {**summary, "output": str(out)}
