@@ -1,0 +1,41 @@
+"""``compress run``."""
+
+from __future__ import annotations
+
+import click
+
+from compress.cli.common import echo
+
+
+@click.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Pipeline directory (default: the file's 'output').",
+)
+@click.option("--device", help="Device for every stage: auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--dry-run", is_flag=True, help="Check every stage's config and print the plan; run nothing."
+)
+def run(config: str, output: str | None, device: str | None, dry_run: bool) -> None:
+    """Run the stages of a pipeline YAML file (stage types today: train).
+
+    Each stage writes into OUTPUT/<stage name>/. A finished stage whose resolved config and
+    inputs are unchanged is skipped, so re-running resumes; see configs/quickstart.yaml.
+    """
+    from compress.config import config_hash
+    from compress.pipeline import plan_pipeline, results_table, run_pipeline
+
+    if dry_run:
+        root, planned = plan_pipeline(config, output=output, device=device)
+        echo(f"{config}: {len(planned)} stage(s) into {root}")
+        for stage in planned:
+            echo(
+                f"  {stage.name:<12} {stage.type:<10} config {config_hash(stage.config)}  → {stage.directory}"
+            )
+        return
+    results = run_pipeline(config, output=output, device=device, log=echo)
+    echo("")
+    echo(results_table(results))

@@ -1,0 +1,296 @@
+"""``compress run CONFIG``: the stages of one YAML file, skipping those already done.
+
+A pipeline file looks like::
+
+    output: runs/quickstart          # default for --output
+    defaults:                        # merged into every stage (the stage's own keys win)
+      data: {name: digits}
+      seed: 0
+    stages:
+      - name: teacher                # also the stage's directory under output/
+        type: train                  # a registered stage type
+        model: resnet20
+        epochs: 15
+
+A field that takes a model file (e.g. ``teacher``) may name an earlier stage instead; it then
+means that stage's output model. Each stage directory gets a ``stage.json`` recording the hash
+of the stage's resolved config and of its input files. On a re-run, a finished stage whose
+hash is unchanged is skipped; an interrupted one with the same hash is resumed; a stage whose
+config or inputs changed runs again, and its previous directory is kept as ``<name>.prev/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compress.artifacts import atomic_write_json, file_sha256
+from compress.config import build, config_hash, hashed_dict, load_yaml
+from compress.errors import ConfigError
+from compress.registry import Registry, suggest
+
+STAGE_FILE = "stage.json"
+TOP_KEYS = ("output", "defaults", "stages")
+
+
+@dataclass
+class StageType:
+    """How to run one kind of stage.
+
+    Attributes:
+        config_cls: the settings dataclass of the stage (the verb's config).
+        run: ``run(config, log) -> summary``; the config's ``output`` is the stage directory.
+        model_fields: fields that hold a model file path and may name an earlier stage.
+        output_file: the file (relative to the stage directory) later stages refer to.
+        resumable: whether an interrupted run continues (``config.resume = True``).
+        row: ``row(summary) -> dict`` of columns for the final table.
+    """
+
+    config_cls: type
+    run: Callable[..., dict[str, Any]]
+    model_fields: tuple[str, ...] = ()
+    output_file: str = "model.safetensors"
+    resumable: bool = False
+    row: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+#: stage type name → StageType
+STAGES: Registry = Registry("stage type")
+
+
+@dataclass
+class StageResult:
+    """What happened to one stage."""
+
+    name: str
+    type: str
+    status: str  # "ran", "resumed", "skipped"
+    seconds: float
+    output: Path
+    summary: dict[str, Any]
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _register_builtin_stages() -> None:
+    if "train" in STAGES:
+        return
+    from compress.train import TrainConfig, train
+
+    def row(summary: dict[str, Any]) -> dict[str, Any]:
+        return {"top-1": summary.get("top1"), "params": summary.get("params")}
+
+    STAGES.add("train", StageType(TrainConfig, train, resumable=True, row=row))
+
+
+def load_pipeline(path: str | Path) -> dict[str, Any]:
+    """Read and check the top level of a pipeline file."""
+    spec = load_yaml(path)
+    for key in spec:
+        if key not in TOP_KEYS:
+            raise ConfigError(
+                f"unknown key '{key}' in {path}.{suggest(key, TOP_KEYS)} A pipeline file has: "
+                f"{', '.join(TOP_KEYS)}"
+            )
+    stages = spec.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise ConfigError(
+            f"{path} has no 'stages' list; see configs/quickstart.yaml for the layout"
+        )
+    if not isinstance(spec.get("defaults", {}) or {}, dict):
+        raise ConfigError(f"'defaults' in {path} must be a mapping")
+    return spec
+
+
+@dataclass
+class PlannedStage:
+    """A stage with its resolved config, before it runs."""
+
+    name: str
+    type: str
+    stage_type: StageType
+    config: Any
+    directory: Path
+
+
+def plan_pipeline(
+    path: str | Path, *, output: str | Path | None = None, device: str | None = None
+) -> tuple[Path, list[PlannedStage]]:
+    """Resolve every stage of the pipeline file `path` without running anything.
+
+    References to earlier stages are replaced by the path of their output model. Raises
+    `ConfigError`/`UnknownNameError` for any problem in any stage, so a typo in the last stage
+    is reported before the first one trains.
+
+    Returns:
+        The pipeline directory and the planned stages, in order.
+    """
+    _register_builtin_stages()
+    spec = load_pipeline(path)
+    root = Path(output or spec.get("output") or Path("runs") / "run" / Path(path).stem)
+    defaults = spec.get("defaults") or {}
+    planned: list[PlannedStage] = []
+    by_name: dict[str, PlannedStage] = {}
+    for index, raw in enumerate(spec["stages"]):
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"stage {index + 1} in {path} must be a mapping with 'name' and 'type'"
+            )
+        raw = dict(raw)
+        name = raw.pop("name", None)
+        kind = raw.pop("type", None)
+        if not name or not kind:
+            raise ConfigError(f"stage {index + 1} in {path} needs both 'name' and 'type'")
+        if name in by_name:
+            raise ConfigError(
+                f"stage name '{name}' appears twice in {path}; stage names must be unique"
+            )
+        stype: StageType = STAGES.get(kind)
+        fields = {f.name for f in dataclasses.fields(stype.config_cls)}
+        cfg = _deep_merge({k: v for k, v in defaults.items() if k in fields}, raw)
+        if device and "device" in fields:
+            cfg["device"] = device
+        for field_name in stype.model_fields:
+            ref = cfg.get(field_name)
+            if isinstance(ref, str) and ref in by_name:
+                earlier = by_name[ref]
+                cfg[field_name] = str(earlier.directory / earlier.stage_type.output_file)
+        stage_dir = root / name
+        cfg["output"] = str(stage_dir)
+        config = build(stype.config_cls, cfg, where=f"{path}: stage '{name}'")
+        stage = PlannedStage(name, kind, stype, config, stage_dir)
+        planned.append(stage)
+        by_name[name] = stage
+    return root, planned
+
+
+def run_pipeline(
+    path: str | Path,
+    *,
+    output: str | Path | None = None,
+    device: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[StageResult]:
+    """Run the stages of the pipeline file `path` in order (see the module docstring).
+
+    Args:
+        path: the pipeline YAML file.
+        output: the pipeline directory (default: the file's ``output``, else
+            ``runs/run/<file stem>``).
+        device: a device for every stage (overrides the file).
+        log: where progress lines go.
+
+    Returns:
+        One `StageResult` per stage.
+    """
+    _, planned = plan_pipeline(path, output=output, device=device)
+    results: list[StageResult] = []
+    for stage in planned:
+        name, kind, stype, config, stage_dir = (
+            stage.name,
+            stage.type,
+            stage.stage_type,
+            stage.config,
+            stage.directory,
+        )
+        inputs = {
+            f: file_sha256(getattr(config, f))
+            for f in stype.model_fields
+            if isinstance(getattr(config, f, None), str) and Path(getattr(config, f)).is_file()
+        }
+        digest = config_hash({"type": kind, "config": hashed_dict(config), "inputs": inputs})
+        marker = _read_marker(stage_dir)
+        t0 = time.perf_counter()
+        if marker.get("hash") == digest and marker.get("status") == "done":
+            log(f"[{name}] unchanged since its last run: skipped")
+            results.append(
+                StageResult(name, kind, "skipped", 0.0, stage_dir, marker.get("summary", {}))
+            )
+            continue
+        status = "ran"
+        if stype.resumable and marker.get("hash") == digest and (stage_dir / "state.pt").exists():
+            config = dataclasses.replace(config, resume=True)
+            status = "resumed"
+        elif stage_dir.exists() and any(stage_dir.iterdir()):
+            prev = stage_dir.with_name(stage_dir.name + ".prev")
+            if prev.exists():
+                shutil.rmtree(prev)
+            stage_dir.rename(prev)
+            log(f"[{name}] config or inputs changed: previous outputs moved to {prev}")
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        _write_marker(stage_dir, {"type": kind, "hash": digest, "status": "running"})
+        log(f"[{name}] {kind}")
+        summary = stype.run(config, log=log)
+        _write_marker(
+            stage_dir,
+            {
+                "type": kind,
+                "hash": digest,
+                "status": "done",
+                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "summary": summary,
+            },
+        )
+        results.append(
+            StageResult(name, kind, status, time.perf_counter() - t0, stage_dir, summary)
+        )
+    return results
+
+
+def _read_marker(stage_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((stage_dir / STAGE_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_marker(stage_dir: Path, data: dict[str, Any]) -> None:
+    atomic_write_json(stage_dir / STAGE_FILE, data)
+
+
+def results_table(results: list[StageResult]) -> str:
+    """A Markdown table of the stages: status, time, the stage's own columns, output."""
+    rows = []
+    extra_cols: list[str] = []
+    for r in results:
+        stype: StageType = STAGES.get(r.type)
+        cols = stype.row(r.summary) if stype.row else {}
+        for key in cols:
+            if key not in extra_cols:
+                extra_cols.append(key)
+        rows.append((r, cols))
+    header = ["stage", "type", "status", "time (s)", *extra_cols, "output"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r, cols in rows:
+        cells = [r.name, r.type, r.status, f"{r.seconds:.1f}"]
+        cells += [_fmt(key, cols.get(key)) for key in extra_cols]
+        cells.append(str(r.output))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key.startswith("top-1") and isinstance(value, float):
+        return f"{100 * value:.2f}%"
+    if key == "params" and isinstance(value, int):
+        return f"{value / 1e6:.3f} M"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
