@@ -1,0 +1,30 @@
+"""Structured pruning over torch-pruning, its replayable history, and magnitude masking.
+
+Names are imported lazily: `PruneSettings` can be read without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "IMPORTANCES": "compress.prune.importance",
+    "build_importance": "compress.prune.importance",
+    "PruneSettings": "compress.prune.settings",
+    "ChannelPruner": "compress.prune.structured",
+    "append_record": "compress.prune.structured",
+    "check_prunable": "compress.prune.structured",
+    "classifier_module": "compress.prune.structured",
+    "magnitude_mask_": "compress.prune.structured",
+    "prune_channels": "compress.prune.structured",
+    "replay_history": "compress.prune.structured",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'compress.prune' has no attribute {name!r}")

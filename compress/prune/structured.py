@@ -1,0 +1,224 @@
+"""Structured (channel) pruning over torch-pruning, with a replayable history.
+
+The same code prunes a deployed student (``compress prune``) and builds R2KD's pruned teacher
+copy. The classifier and any user-listed modules are never pruned. The history torch-pruning
+records (module name, in/out, channel indices) is plain JSON: stored in the model file, it
+rebuilds the pruned architecture on a fresh instance (`replay_history`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from compress.errors import CompressError
+from compress.prune.importance import IMPORTANCES, build_importance
+from compress.prune.settings import PruneSettings
+
+#: Architectures torch-pruning cannot prune (channel shuffle / split mix channels across groups).
+UNSUPPORTED_FAMILIES = ("shufflenet",)
+
+
+def classifier_module(model: nn.Module) -> nn.Module | None:
+    """The model's final Linear layer (never pruned: it defines the classes)."""
+    from compress.models import model_info
+
+    header = getattr(model, "compress_header", None) or {}
+    name = (header.get("arch") or {}).get("name")
+    if name:
+        try:
+            embedding = model_info(name).get("embedding")
+        except KeyError:
+            embedding = None
+        if embedding:
+            module = dict(model.named_modules()).get(embedding)
+            if module is not None:
+                return module
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def check_prunable(model: nn.Module) -> None:
+    """Raise a clear error for an architecture torch-pruning cannot handle."""
+    from compress.models import model_info
+
+    name = ((getattr(model, "compress_header", None) or {}).get("arch") or {}).get("name", "")
+    try:
+        family = model_info(name).get("family", "") if name else ""
+    except KeyError:
+        family = ""
+    if family in UNSUPPORTED_FAMILIES:
+        raise CompressError(
+            f"'{name}' cannot be pruned structurally: its channel shuffle and channel split mix "
+            "channels across groups, which torch-pruning does not track; prune another architecture "
+            "or use unstructured pruning"
+        )
+
+
+class ChannelPruner:
+    """Prune a model's channels in ``settings.steps`` steps and record the history.
+
+    Example:
+        >>> pruner = ChannelPruner(model, torch.zeros(1, 3, 32, 32), PruneSettings(ratio=0.5))
+        >>> pruner.step()            # one step; call `steps` times
+        >>> pruner.history()         # JSON-serialisable
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_inputs: torch.Tensor,
+        settings: PruneSettings,
+    ) -> None:
+        import torch_pruning as tp
+
+        check_prunable(model)
+        self.model = model
+        self.settings = settings
+        modules = dict(model.named_modules())
+        ignored = []
+        head = classifier_module(model)
+        if head is not None:
+            ignored.append(head)
+        for name in settings.ignore:
+            if name not in modules:
+                raise CompressError(f"--ignore names a module the model does not have: '{name}'")
+            ignored.append(modules[name])
+        self.needs_grad = bool(IMPORTANCES.info(settings.importance).get("needs_grad"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._pruner = tp.pruner.MetaPruner(
+                    model,
+                    example_inputs,
+                    importance=build_importance(settings.importance),
+                    pruning_ratio=settings.ratio,
+                    global_pruning=settings.global_pruning,
+                    max_pruning_ratio=settings.max_layer_ratio,
+                    iterative_steps=settings.steps,
+                    round_to=settings.round_to,
+                    ignored_layers=ignored,
+                )
+        except Exception as exc:  # torch-pruning raises assorted errors on graphs it cannot trace
+            raise CompressError(f"torch-pruning cannot analyse this model: {exc}") from None
+        self.steps_done = 0
+
+    def step(self, grad_fn: Callable[[nn.Module], None] | None = None) -> None:
+        """Run one pruning step. `grad_fn(model)` backpropagates a loss when the criterion needs it."""
+        if self.steps_done >= self.settings.steps:
+            raise RuntimeError("all pruning steps are done")
+        if self.needs_grad:
+            if grad_fn is None:
+                raise CompressError(
+                    f"importance '{self.settings.importance}' needs gradients: give the pruner data"
+                )
+            self.model.zero_grad(set_to_none=True)
+            grad_fn(self.model)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._pruner.step()
+        except (RuntimeError, ZeroDivisionError, IndexError, ValueError) as exc:
+            raise CompressError(f"torch-pruning failed on this model: {exc}") from None
+        if self.needs_grad:
+            self.model.zero_grad(set_to_none=True)
+        self.steps_done += 1
+
+    def history(self) -> list[Any]:
+        """The pruning history so far, as JSON-serialisable lists."""
+        return _plain(self._pruner.pruning_history())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def prune_channels(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    settings: PruneSettings,
+    *,
+    grad_fn: Callable[[nn.Module], None] | None = None,
+    between_steps: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Prune `model` in place and return the pruning record for its header.
+
+    Args:
+        model: the model (built by `create_model`/`load_model`).
+        input_shape: (C, H, W) of one input.
+        settings: ratio, importance, rounding, steps.
+        grad_fn: backpropagates a loss on `model` (for gradient-based importance).
+        between_steps: called with the step index after every step but the last (fine-tuning).
+
+    Returns:
+        ``{"history": [...], "input_shape": [...], "settings": {...}}`` — merge it into any
+        history the model already carries with `append_record`.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    pruner = ChannelPruner(model, torch.zeros(1, *input_shape, device=device), settings)
+    for step in range(settings.steps):
+        pruner.step(grad_fn)
+        if between_steps is not None and step + 1 < settings.steps:
+            between_steps(step)
+            model.eval()
+    model.train(was_training)
+    from dataclasses import asdict
+
+    return {
+        "history": pruner.history(),
+        "input_shape": list(input_shape),
+        "settings": asdict(settings),
+    }
+
+
+def append_record(existing: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """Combine a model's earlier pruning (if any) with a new record, in order."""
+    rounds = list((existing or {}).get("rounds", []))
+    rounds.append(record)
+    return {"rounds": rounds}
+
+
+def replay_history(
+    model: nn.Module, pruning: dict[str, Any], header: dict[str, Any] | None = None
+) -> None:
+    """Rebuild a pruned architecture on a fresh `model` by replaying every recorded round."""
+    import torch_pruning as tp
+
+    for record in pruning.get("rounds", []):
+        example = torch.zeros(1, *record["input_shape"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = tp.DependencyGraph().build_dependency(model, example, verbose=False)
+            graph.load_pruning_history(record["history"])
+
+
+def magnitude_mask_(model: nn.Module, fraction: float) -> dict[str, float]:
+    """Zero the `fraction` of smallest-|w| weights in every Conv2d and Linear, layer by layer.
+
+    This is the unstructured pruning of R2KD's released code (``torch.nn.utils.prune
+    .l1_unstructured`` then ``prune.remove``), classifier included. Shapes do not change.
+
+    Returns:
+        The achieved fraction of zeros per layer name.
+    """
+    from torch.nn.utils import prune as torch_prune
+
+    if not 0.0 < fraction < 1.0:
+        raise CompressError(f"the masking fraction must be in (0, 1), got {fraction}")
+    zeros = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            torch_prune.l1_unstructured(module, name="weight", amount=fraction)
+            torch_prune.remove(module, "weight")
+            zeros[name] = float((module.weight == 0).float().mean())
+    return zeros
