@@ -33,3 +33,75 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> to
     """Mirror each image horizontally with probability 1/2."""
     flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+# --------------------------------------------------------------------------- extra views for KD
+# These follow R2KD's released code: one mixing coefficient, box or hole per batch (the partner
+# images come from a random permutation of the batch). They work on normalised float batches.
+
+
+def _beta(alpha: float, generator: torch.Generator | None, device: torch.device) -> float:
+    # Beta(a, a) from two Gamma draws, using torch's generator so runs are reproducible
+    g = torch._standard_gamma(torch.full((2,), float(alpha), device=device), generator=generator)
+    return float(g[0] / g.sum())
+
+
+def cutmix(
+    x: torch.Tensor, alpha: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Paste one random box (area ≈ 1−λ, λ ~ Beta(α, α)) from a shuffled partner into each image."""
+    n, _, h, w = x.shape
+    lam = _beta(alpha, generator, x.device)
+    ratio = (1.0 - lam) ** 0.5
+    cut_h, cut_w = int(h * ratio), int(w * ratio)
+    cy = int(torch.randint(0, h, (1,), generator=generator, device=x.device))
+    cx = int(torch.randint(0, w, (1,), generator=generator, device=x.device))
+    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    perm = torch.randperm(n, generator=generator, device=x.device)
+    out = x.clone()
+    out[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    return out
+
+
+def mixup(
+    x: torch.Tensor, alpha: float = 0.2, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Blend each image with a shuffled partner: ``λ·x + (1−λ)·x[perm]``, λ ~ Beta(α, α)."""
+    lam = _beta(alpha, generator, x.device)
+    perm = torch.randperm(x.shape[0], generator=generator, device=x.device)
+    return lam * x + (1.0 - lam) * x[perm]
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero one square hole of side `size` (clipped at the border) at a random centre."""
+    _, _, h, w = x.shape
+    cy = int(torch.randint(0, h, (1,), generator=generator, device=x.device))
+    cx = int(torch.randint(0, w, (1,), generator=generator, device=x.device))
+    out = x.clone()
+    out[
+        :,
+        :,
+        max(cy - size // 2, 0) : min(cy + size // 2, h),
+        max(cx - size // 2, 0) : min(cx + size // 2, w),
+    ] = 0
+    return out
+
+
+def autoaugment(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """AutoAugment (torchvision) on a normalised batch (CIFAR-10 policy below 64 px, else ImageNet).
+
+    As in R2KD's released code the batch is de-normalised to uint8, augmented as one tensor (one
+    sampled sub-policy per batch), and normalised again.
+    """
+    from torchvision.transforms import AutoAugment, AutoAugmentPolicy
+
+    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    images = ((x * s + m).clamp(0, 1) * 255).round().to(torch.uint8)
+    policy = AutoAugmentPolicy.CIFAR10 if min(x.shape[-2:]) < 64 else AutoAugmentPolicy.IMAGENET
+    if images.shape[1] == 1:  # colour ops expect 3 channels: run on a grey RGB copy
+        out = AutoAugment(policy)(images.expand(-1, 3, -1, -1).contiguous())[:, :1]
+    else:
+        out = AutoAugment(policy)(images)
+    return (out.float() / 255 - m) / s
