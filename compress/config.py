@@ -88,6 +88,17 @@ def _deepcopy_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deepcopy_mapping(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested mappings merged key by key; values of `top` win."""
+    out = _deepcopy_mapping(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = _deepcopy_mapping(value) if isinstance(value, Mapping) else value
+    return out
+
+
 def build(
     cls: type[T], data: Mapping[str, Any] | None, *, where: str = "config", prefix: str = ""
 ) -> T:
@@ -119,6 +130,8 @@ def build(
         kwargs[name] = _coerce(value, hints[name], prefix + name, where)
     try:
         return cls(**kwargs)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid {prefix.rstrip('.') or 'config'} in {where}: {exc}") from None
 

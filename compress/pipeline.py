@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.artifacts import atomic_write_json, file_sha256
-from compress.config import build, config_hash, hashed_dict, load_yaml
+from compress.config import build, config_hash, deep_merge, hashed_dict, load_yaml
 from compress.errors import ConfigError
 from compress.registry import Registry, suggest
 
@@ -77,16 +77,6 @@ class StageResult:
     summary: dict[str, Any]
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _register_builtin_stages() -> None:
     if "train" in STAGES:
         return
@@ -96,6 +86,18 @@ def _register_builtin_stages() -> None:
         return {"top-1": summary.get("top1"), "params": summary.get("params")}
 
     STAGES.add("train", StageType(TrainConfig, train, resumable=True, row=row))
+
+    from compress.distill.config import DistillConfig
+
+    def run_distill(config: DistillConfig, log: Callable[[str], None]) -> dict[str, Any]:
+        from compress.distill.api import distill
+
+        return distill(config, log=log)
+
+    STAGES.add(
+        "distill",
+        StageType(DistillConfig, run_distill, model_fields=("teacher",), resumable=True, row=row),
+    )
 
 
 def load_pipeline(path: str | Path) -> dict[str, Any]:
@@ -162,7 +164,7 @@ def plan_pipeline(
             )
         stype: StageType = STAGES.get(kind)
         fields = {f.name for f in dataclasses.fields(stype.config_cls)}
-        cfg = _deep_merge({k: v for k, v in defaults.items() if k in fields}, raw)
+        cfg = deep_merge({k: v for k, v in defaults.items() if k in fields}, raw)
         if device and "device" in fields:
             cfg["device"] = device
         for field_name in stype.model_fields:
@@ -223,7 +225,7 @@ def run_pipeline(
             )
             continue
         status = "ran"
-        if stype.resumable and marker.get("hash") == digest and (stage_dir / "state.pt").exists():
+        if stype.resumable and marker.get("hash") == digest and any(stage_dir.rglob("state.pt")):
             config = dataclasses.replace(config, resume=True)
             status = "resumed"
         elif stage_dir.exists() and any(stage_dir.iterdir()):

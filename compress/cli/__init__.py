@@ -49,16 +49,18 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from compress.cli import distill, info, listing, run, train
     from compress.cli import eval as eval_cmd
-    from compress.cli import info, listing, run, train
 
     for command in (
         train.train,
+        distill.distill,
         eval_cmd.eval_cmd,
         info.info,
         run.run,
         listing.models,
         listing.datasets,
+        listing.methods,
     ):
         cli.add_command(command)
 

@@ -32,3 +32,19 @@ def datasets() -> None:
     for name in DATASETS.names():
         info = DATASETS.info(name)
         echo(f"{name:<15} {info.get('size', ''):<6} {info.get('summary', '')}")
+
+
+@click.command("methods")
+def methods() -> None:
+    """List the distillation methods, their presets and whether they need a teacher."""
+    from compress.distill.api import METHODS
+
+    for name in METHODS.names():
+        spec = METHODS.get(name)
+        kind = (
+            "online (no teacher)"
+            if spec.online
+            else ("teacher" if spec.needs_teacher else "no teacher")
+        )
+        presets = f"  presets: {', '.join(sorted(spec.presets))}" if spec.presets else ""
+        echo(f"{name:<6} {kind:<20} {spec.summary}{presets}")

@@ -20,7 +20,7 @@ from compress.cli.common import echo
     "--dry-run", is_flag=True, help="Check every stage's config and print the plan; run nothing."
 )
 def run(config: str, output: str | None, device: str | None, dry_run: bool) -> None:
-    """Run the stages of a pipeline YAML file (stage types today: train).
+    """Run the stages of a pipeline YAML file (stage types today: train, distill).
 
     Each stage writes into OUTPUT/<stage name>/. A finished stage whose resolved config and
     inputs are unchanged is skipped, so re-running resumes; see configs/quickstart.yaml.

@@ -112,3 +112,68 @@ for _depth in (8, 14, 20, 26, 32, 44, 56, 110):
     _register(f"resnet{_depth}", _depth, (16, 16, 32, 64))
 _register("resnet8x4", 8, (32, 64, 128, 256))
 _register("resnet32x4", 32, (32, 64, 128, 256))
+
+
+class Bottleneck(nn.Module):
+    """1×1 → 3×3 → 1×1 (×4) with BN, projection shortcut when the shape changes."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+            if stride != 1 or inplanes != out
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return self.relu(y + self.shortcut(x))
+
+
+class CifarResNet50(nn.Module):
+    """ResNet-50 for 32×32 inputs (mdistiller's ``ResNet50``): 3×3 stem, no max-pool."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        layers, inplanes = [], 64
+        for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            stage = []
+            for i in range(blocks):
+                stage.append(Bottleneck(inplanes, planes, stride if i == 0 else 1))
+                inplanes = planes * Bottleneck.expansion
+            layers.append(nn.Sequential(*stage))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(inplanes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+@MODELS.register(
+    "resnet50_cifar",
+    family="resnet",
+    stages=("layer1", "layer2", "layer3", "layer4"),
+    embedding="fc",
+    source="cifar",
+)
+def resnet50_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """ResNet-50 in mdistiller's CIFAR layout (the teacher of the ResNet50 → MobileNetV2 pair)."""
+    return CifarResNet50(num_classes, in_channels)

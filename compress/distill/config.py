@@ -1,0 +1,90 @@
+"""``compress distill`` settings (readable without importing torch until validated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from compress.config import NO_HASH, build, deep_merge, to_dict
+from compress.data.base import DataSettings
+from compress.engine.settings import TrainSettings
+from compress.errors import ConfigError
+from compress.registry import suggest
+
+
+def method_settings(method: str, preset: str | None, args: dict[str, Any]) -> Any:
+    """Build the settings dataclass of `method`: its defaults, then `preset`, then `args`.
+
+    Raises:
+        UnknownNameError: unknown method (with a suggestion).
+        ConfigError: unknown preset or a bad method setting (naming the closest valid key).
+    """
+    from compress.distill.api import METHODS
+
+    spec = METHODS.get(method)
+    base: dict[str, Any] = {}
+    if preset:
+        if preset not in spec.presets:
+            valid = sorted(spec.presets)
+            raise ConfigError(
+                f"method '{method}' has no preset '{preset}'.{suggest(preset, valid)} "
+                f"Presets: {', '.join(valid) or 'none'}"
+            )
+        base = spec.presets[preset]
+    return build(
+        spec.settings_cls,
+        deep_merge(base, args or {}),
+        where=f"method '{method}'",
+        prefix="method_args.",
+    )
+
+
+@dataclass
+class DistillConfig(TrainSettings):
+    """Everything ``compress distill`` needs.
+
+    Attributes:
+        student: registry name of the student architecture.
+        student_kwargs: architecture options of the student.
+        teacher: the teacher's model file (``compress train`` output); online methods take none.
+        method: the distillation method (``compress methods`` lists them).
+        preset: a named bundle of method settings, e.g. ``faithful`` for R2KD; explicit
+            ``method_args`` still win over it.
+        method_args: the method's settings; the resolved config holds every one of them.
+        seeds: train this many students (seeds ``seed``, ``seed+1``, ...) and report mean ± std.
+        data: dataset and batching.
+        output: run directory (default ``runs/distill/<student>_<method>_<dataset>``).
+        resume: continue the run(s) in ``output``.
+    """
+
+    config_order: ClassVar[tuple[str, ...]] = (
+        "student",
+        "student_kwargs",
+        "teacher",
+        "method",
+        "preset",
+        "method_args",
+        "seeds",
+        "data",
+    )
+
+    student: str = "resnet8"
+    student_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: str | None = None
+    method: str = "r2kd"
+    preset: str | None = None
+    method_args: dict[str, Any] = field(default_factory=dict)
+    seeds: int = 1
+    data: DataSettings = field(default_factory=DataSettings)
+    output: str | None = field(default=None, metadata=NO_HASH)
+    resume: bool = field(default=False, metadata=NO_HASH)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be ≥ 1, got {self.seeds}")
+        self.method_args = to_dict(method_settings(self.method, self.preset, self.method_args))
+
+    def settings(self) -> Any:
+        """The method's settings dataclass."""
+        return method_settings(self.method, None, self.method_args)

@@ -1,0 +1,192 @@
+"""Distillation losses as pure functions of logits (and labels).
+
+Method classes only select inputs and weight these terms. Each function is checked against a
+numpy/scipy reference in ``tests/distill/test_losses.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-8
+
+
+# --------------------------------------------------------------------------- KL family
+
+
+def kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's KD: ``T² · KL(p_t^T ‖ p_s^T)``, averaged over the batch."""
+    log_p_s = F.log_softmax(logits_s / temperature, dim=1)
+    p_t = F.softmax(logits_t / temperature, dim=1)
+    return F.kl_div(log_p_s, p_t, reduction="none").sum(1).mean() * temperature**2
+
+
+def dkd_loss(
+    logits_s: torch.Tensor,
+    logits_t: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    temperature: float,
+) -> torch.Tensor:
+    """Decoupled KD (Zhao et al. 2022): ``α·TCKD + β·NCKD``.
+
+    TCKD is the KL between the binary (target, non-target) probabilities; NCKD the KL between
+    the distributions over the non-target classes alone. Both are scaled by ``T²``.
+    """
+    gt = F.one_hot(target, logits_s.shape[1]).bool()
+    p_s = F.softmax(logits_s / temperature, dim=1)
+    p_t = F.softmax(logits_t / temperature, dim=1)
+    b_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], dim=1)
+    b_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], dim=1)
+    tckd = F.kl_div(torch.log(b_s.clamp_min(EPS)), b_t, reduction="sum") / target.shape[0]
+    masked_s = F.log_softmax(logits_s / temperature - 1000.0 * gt, dim=1)
+    masked_t = F.softmax(logits_t / temperature - 1000.0 * gt, dim=1)
+    nckd = F.kl_div(masked_s, masked_t, reduction="sum") / target.shape[0]
+    return (alpha * tckd + beta * nckd) * temperature**2
+
+
+# --------------------------------------------------------------------------- correlations
+
+
+def row_correlation(a: torch.Tensor, b: torch.Tensor, *, centered: bool) -> torch.Tensor:
+    """Per-row correlation of two (N, D) tensors.
+
+    ``centered=True`` is Pearson's r; ``False`` is the uncentred correlation (plain cosine), the
+    form R2KD's released code uses.
+    """
+    if centered:
+        a = a - a.mean(1, keepdim=True)
+        b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + EPS)
+
+
+def inter_intra_distance(
+    p_s: torch.Tensor, p_t: torch.Tensor, *, centered: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1 − mean_i corr(p_s[i,:], p_t[i,:]), 1 − mean_c corr(p_s[:,c], p_t[:,c]))``.
+
+    The first compares each sample across classes (inter-class), the second each class across
+    the batch (intra-class).
+    """
+    inter = 1 - row_correlation(p_s, p_t, centered=centered).mean()
+    intra = 1 - row_correlation(p_s.t(), p_t.t(), centered=centered).mean()
+    return inter, intra
+
+
+def dist_loss(
+    logits_s: torch.Tensor,
+    logits_t: torch.Tensor,
+    temperature: float,
+    *,
+    beta: float = 1.0,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """DIST (Huang et al. 2022): ``T²·(β·(1 − Pearson_inter) + γ·(1 − Pearson_intra))``."""
+    p_s = F.softmax(logits_s / temperature, dim=1)
+    p_t = F.softmax(logits_t / temperature, dim=1)
+    inter, intra = inter_intra_distance(p_s, p_t, centered=True)
+    return temperature**2 * (beta * inter + gamma * intra)
+
+
+def correlation_value_loss(
+    logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float, *, centered: bool = False
+) -> torch.Tensor:
+    """R2KD's value term without its weight: ``T²·(d_inter + d_intra)`` on probabilities."""
+    p_s = F.softmax(logits_s / temperature, dim=1)
+    p_t = F.softmax(logits_t / temperature, dim=1)
+    inter, intra = inter_intra_distance(p_s, p_t, centered=centered)
+    return temperature**2 * (inter + intra)
+
+
+# --------------------------------------------------------------------------- ranks
+
+
+def hard_rank(x: torch.Tensor) -> torch.Tensor:
+    """1-based ranks along dim 1 by double ``argsort`` (ties broken by position; no gradient)."""
+    return (
+        x.argsort(dim=1).argsort(dim=1).to(x.dtype if x.is_floating_point() else torch.float32) + 1
+    )
+
+
+class _PairwiseSoftRank(torch.autograd.Function):
+    """``r_i = ½ + Σ_j σ((x_i − x_j)/τ)`` along dim 1, chunked over j in both passes.
+
+    Only the input is saved for backward, which recomputes the chunks, so memory stays
+    O(B·C) plus one (B, C, chunk) work tensor, never a B×C×C tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, tau: float, chunk: int) -> torch.Tensor:  # type: ignore[override]
+        r = torch.full_like(x, 0.5)
+        for j in range(0, x.shape[1], chunk):
+            r += torch.sigmoid((x[:, :, None] - x[:, None, j : j + chunk]) / tau).sum(-1)
+        ctx.save_for_backward(x)
+        ctx.tau, ctx.chunk = tau, chunk
+        return r
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        tau, chunk = ctx.tau, ctx.chunk
+        out = torch.zeros_like(x)
+        # ∂L/∂x_k = (1/τ) Σ_j σ'((x_k − x_j)/τ) · (g_k − g_j)   (σ' is even)
+        for j in range(0, x.shape[1], chunk):
+            s = torch.sigmoid((x[:, :, None] - x[:, None, j : j + chunk]) / tau)
+            out += (s * (1 - s) * (grad[:, :, None] - grad[:, None, j : j + chunk])).sum(-1)
+        return out / tau, None, None
+
+
+def soft_rank(x: torch.Tensor, strength: float = 0.1, *, max_work: int = 1 << 22) -> torch.Tensor:
+    """Differentiable 1-based ranks along dim 1 (pairwise-sigmoid relaxation).
+
+    As ``strength → 0`` it approaches `hard_rank` (for distinct values). Cost is O(B·C²)
+    arithmetic but O(B·C) memory: pairs are processed in chunks of at most `max_work`
+    elements, and backward recomputes them instead of storing them.
+
+    Args:
+        x: (B, C) scores.
+        strength: the sigmoid temperature τ, in the units of `x`.
+        max_work: the largest (B, C, chunk) block built at once.
+    """
+    if strength <= 0:
+        raise ValueError(f"soft-rank strength must be > 0, got {strength}")
+    b, c = x.shape
+    chunk = max(1, min(c, max_work // max(1, b * c)))
+    return _PairwiseSoftRank.apply(x, float(strength), chunk)
+
+
+def _standardize(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + EPS)
+
+
+def spearman_rank_loss(
+    logits_s: torch.Tensor,
+    logits_t: torch.Tensor,
+    temperature: float,
+    *,
+    rank: Literal["hard", "soft"] = "soft",
+    strength: float = 0.1,
+) -> torch.Tensor:
+    """R2KD's rank term without its weight: ``1 − mean_i spearman(p_s[i,:], p_t[i,:])``.
+
+    ``rank="hard"`` ranks both sides by double argsort, exactly as the released code. Integer
+    ranks carry no gradient, so this term is then a constant that trains nothing. ``"soft"``
+    ranks the student with `soft_rank` (on its log-probabilities, standardised per row so
+    `strength` does not depend on the temperature or the logit scale) against the teacher's
+    exact ranks, so the term has a gradient.
+    """
+    if rank == "hard":
+        p_s = F.softmax(logits_s / temperature, dim=1)
+        p_t = F.softmax(logits_t / temperature, dim=1)
+        r_s, r_t = hard_rank(p_s), hard_rank(p_t)
+    elif rank == "soft":
+        r_s = soft_rank(_standardize(F.log_softmax(logits_s / temperature, dim=1)), strength)
+        r_t = hard_rank(logits_t.detach())
+    else:
+        raise ValueError(f"rank must be 'hard' or 'soft', got {rank!r}")
+    return 1 - row_correlation(r_s, r_t.to(r_s.dtype), centered=True).mean()

@@ -1,0 +1,69 @@
+"""``dml``: Deep Mutual Learning (Zhang et al. 2018), a cohort of students and no teacher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.distill.base import METHODS, Distiller, MethodSpec
+
+
+@dataclass
+class DMLSettings:
+    """Attributes: cohort (students trained together, ≥ 2); temperature; kl_weight."""
+
+    cohort: int = 2
+    temperature: float = 1.0
+    kl_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.cohort < 2:
+            raise ValueError(f"dml needs a cohort of at least 2 students, got {self.cohort}")
+
+
+class DML(Distiller):
+    """Each student: CE + mean KL toward the others' (detached) predictions. The first is kept."""
+
+    def __init__(self, student: nn.Module, peers: list[nn.Module], settings: DMLSettings) -> None:
+        super().__init__(student, None)
+        self.peers = nn.ModuleList(peers)
+        self.s = settings
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
+        t = self.s.temperature
+        logits = [self.model(x)] + [p(x) for p in self.peers]
+        ces = [F.cross_entropy(z, y) for z in logits]
+        kls = []
+        for i, z in enumerate(logits):
+            log_p = F.log_softmax(z / t, dim=1)
+            others = [
+                F.kl_div(log_p, F.softmax(o.detach() / t, dim=1), reduction="batchmean") * t * t
+                for j, o in enumerate(logits)
+                if j != i
+            ]
+            kls.append(torch.stack(others).mean())
+        loss = sum(ces) + self.s.kl_weight * sum(kls)
+        return {"loss": loss, "logits": logits[0], "ce": ces[0].detach(), "kl": kls[0].detach()}
+
+
+def _build(student: nn.Module, teacher: nn.Module | None, settings: DMLSettings, ctx) -> DML:
+    from compress.models import create_model
+
+    arch = student.compress_header["arch"]
+    peers = [create_model(arch["name"], **arch["kwargs"]) for _ in range(settings.cohort - 1)]
+    return DML(student, peers, settings)
+
+
+METHODS.add(
+    "dml",
+    MethodSpec(
+        DMLSettings,
+        _build,
+        needs_teacher=False,
+        online=True,
+        summary="Deep Mutual Learning: a cohort of students teach each other (no teacher)",
+    ),
+)
