@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from compress.errors import ConfigError, UnknownNameError
+from compress.pipeline import results_table, run_pipeline
+from tests.conftest import FAST_DIGITS
+
+
+def _write(tmp_path, stages, defaults=None):
+    path = tmp_path / "pipe.yaml"
+    path.write_text(yaml.safe_dump({"defaults": defaults or {}, "stages": stages}))
+    return path
+
+
+def _teacher(**extra):
+    stage = {k: v for k, v in FAST_DIGITS.items() if k != "data"}
+    return {"name": "teacher", "type": "train", **stage, **extra}
+
+
+def test_skip_when_unchanged_and_rerun_when_changed(tmp_path):
+    out = tmp_path / "out"
+    path = _write(tmp_path, [_teacher()], defaults={"data": {"name": "digits", "batch_size": 32}})
+    first = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in first] == ["ran"]
+    assert first[0].summary["top1"] > 0.9
+    assert json.loads((out / "teacher" / "stage.json").read_text())["status"] == "done"
+    second = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in second] == ["skipped"]
+    assert second[0].summary["top1"] == first[0].summary["top1"]
+    path = _write(
+        tmp_path, [_teacher(epochs=1)], defaults={"data": {"name": "digits", "batch_size": 32}}
+    )
+    third = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in third] == ["ran"]
+    assert (out / "teacher.prev" / "model.safetensors").exists()  # earlier outputs kept aside
+    assert "| teacher | train | ran |" in results_table(third)
+
+
+def test_interrupted_stage_resumes(tmp_path):
+    out = tmp_path / "out"
+    path = _write(tmp_path, [_teacher()], defaults={"data": {"name": "digits", "batch_size": 32}})
+    run_pipeline(path, output=out, log=lambda _m: None)
+    marker = out / "teacher" / "stage.json"
+    data = json.loads(marker.read_text())
+    data["status"] = "running"  # as if the process had been killed inside the stage
+    marker.write_text(json.dumps(data))
+    again = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in again] == ["resumed"]
+
+
+def test_pipeline_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no 'stages'"):
+        run_pipeline(_write(tmp_path, []), output=tmp_path / "o")
+    with pytest.raises(UnknownNameError, match=r"unknown stage type 'trian'.*Did you mean 'train'"):
+        run_pipeline(_write(tmp_path, [{"name": "a", "type": "trian"}]), output=tmp_path / "o")
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'epochz'.*stage 'teacher'.*Did you mean 'epochs'"
+    ):
+        run_pipeline(_write(tmp_path, [_teacher(epochz=3)]), output=tmp_path / "o")
+    with pytest.raises(ConfigError, match="appears twice"):
+        run_pipeline(_write(tmp_path, [_teacher(), _teacher()]), output=tmp_path / "o")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: []\n")
+    with pytest.raises(ConfigError, match="Did you mean 'stages'"):
+        run_pipeline(bad, output=tmp_path / "o")
