@@ -127,7 +127,6 @@ def fit(
         train_loader.set_epoch(epoch)
         task.on_epoch_start(epoch, settings.epochs)
         task.train()
-        epoch_lr = optimizer.param_groups[0]["lr"]
         progress.start_epoch(epoch, settings.epochs, steps_per_epoch)
         sums: dict[str, torch.Tensor] = {}
         seen = 0
@@ -168,6 +167,7 @@ def fit(
                 )
             scaler.step(optimizer)
             scaler.update()
+            epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             scheduler.step()
             global_step += 1
             n = len(y)
