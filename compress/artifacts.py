@@ -309,7 +309,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
         raise ModelFileError(f"'{path}' has no architecture record in its header")
     model = create_model(arch["name"], **arch.get("kwargs", {}))
     if header.get("pruning"):
-        from compress.prune.history import replay_history
+        from compress.prune.structured import replay_history
 
         replay_history(model, header["pruning"], header)
     state = load_state(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -147,7 +148,7 @@ def prune_channels(
     settings: PruneSettings,
     *,
     grad_fn: Callable[[nn.Module], None] | None = None,
-    between_steps: Callable[[int], None] | None = None,
+    between_steps: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Prune `model` in place and return the pruning record for its header.
 
@@ -156,7 +157,8 @@ def prune_channels(
         input_shape: (C, H, W) of one input.
         settings: ratio, importance, rounding, steps.
         grad_fn: backpropagates a loss on `model` (for gradient-based importance).
-        between_steps: called with the step index after every step but the last (fine-tuning).
+        between_steps: called after every step but the last with the step index and the record
+            so far (for fine-tuning between steps; the record makes intermediate files loadable).
 
     Returns:
         ``{"history": [...], "input_shape": [...], "settings": {...}}`` — merge it into any
@@ -166,19 +168,21 @@ def prune_channels(
     was_training = model.training
     model.eval()
     pruner = ChannelPruner(model, torch.zeros(1, *input_shape, device=device), settings)
+
+    def record() -> dict[str, Any]:
+        return {
+            "history": pruner.history(),
+            "input_shape": list(input_shape),
+            "settings": asdict(settings),
+        }
+
     for step in range(settings.steps):
         pruner.step(grad_fn)
         if between_steps is not None and step + 1 < settings.steps:
-            between_steps(step)
+            between_steps(step, record())
             model.eval()
     model.train(was_training)
-    from dataclasses import asdict
-
-    return {
-        "history": pruner.history(),
-        "input_shape": list(input_shape),
-        "settings": asdict(settings),
-    }
+    return record()
 
 
 def append_record(existing: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""``compress prune``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from compress.cli.common import config_options, echo, resolve_config
+
+
+@click.command("prune")
+@click.argument("model", type=click.Path(), required=False)
+@config_options
+@click.option(
+    "--ratio", type=float, help="Fraction of channels removed per layer, in (0, 1); default 0.5."
+)
+@click.option(
+    "--target-macs", type=float, help="Instead of --ratio: keep this fraction of the MACs."
+)
+@click.option(
+    "--target-params", type=float, help="Instead of --ratio: keep this fraction of the parameters."
+)
+@click.option("--importance", help="l1 (default), l2, taylor, bn_scale, lamp or random.")
+@click.option(
+    "--global", "global_pruning", is_flag=True, default=None, help="Rank channels across layers."
+)
+@click.option("--round-to", type=int, help="Keep channel counts multiples of N (default 8).")
+@click.option(
+    "--steps", type=int, help="Prune in N steps (fine-tune between them with --step-epochs)."
+)
+@click.option("--step-epochs", type=int, help="Fine-tuning epochs between pruning steps.")
+@click.option(
+    "--ignore",
+    multiple=True,
+    help="Module name never pruned (repeatable); the classifier never is.",
+)
+@click.option("--finetune-epochs", type=int, help="Fine-tuning epochs after pruning (default 0).")
+@click.option(
+    "--teacher", type=click.Path(), help="Fine-tune by distillation from this model file."
+)
+@click.option("--method", help="Fine-tuning method (default kd with --teacher, else none).")
+@click.option("--preset", help="Named method settings, e.g. faithful.")
+@click.option("--dataset", help="Dataset (default: the model's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are.")
+@click.option("--batch-size", type=int, help="Fine-tuning batch size.")
+@click.option("--lr", type=float, help="Fine-tuning learning rate (default 0.01, cosine).")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--no-latency", is_flag=True, default=False, help="Skip the CPU latency measurements."
+)
+@click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--resume", is_flag=True, default=None, help="Continue an interrupted fine-tuning.")
+def prune(
+    model: str | None, config_path: str | None, assignments: tuple[str, ...], **kw: Any
+) -> None:
+    """Prune a trained model's channels (torch-pruning), optionally fine-tune it with KD.
+
+    Prints and saves a before/after table: parameters, MACs, file size, test accuracy, and the
+    measured latency in torch and onnxruntime on the CPU at batch 1 and 64. Writes
+    DIR/model.safetensors (it reloads anywhere with compress.load_model) and DIR/summary.json.
+    """
+    from compress.prune.api import prune as run_prune
+    from compress.prune.config import PruneConfig
+
+    overrides = {
+        "model": model,
+        "prune.ratio": kw.pop("ratio"),
+        "prune.importance": kw.pop("importance"),
+        "prune.global_pruning": kw.pop("global_pruning"),
+        "prune.round_to": kw.pop("round_to"),
+        "prune.steps": kw.pop("steps"),
+        "prune.ignore": list(kw.pop("ignore")) or None,
+        "target_macs": kw.pop("target_macs"),
+        "target_params": kw.pop("target_params"),
+        "step_epochs": kw.pop("step_epochs"),
+        "finetune_epochs": kw.pop("finetune_epochs"),
+        "teacher": kw.pop("teacher"),
+        "method": kw.pop("method"),
+        "preset": kw.pop("preset"),
+        "data.name": kw.pop("dataset"),
+        "data.data_dir": kw.pop("data_dir"),
+        "data.batch_size": kw.pop("batch_size"),
+        "optim.lr": kw.pop("lr"),
+        "seed": kw.pop("seed"),
+        "device": kw.pop("device"),
+        "latency": False if kw.pop("no_latency") else None,
+        "output": kw.pop("output"),
+        "resume": kw.pop("resume"),
+    }
+    config = resolve_config(PruneConfig, config_path, overrides, assignments)
+    run_prune(config, log=echo)

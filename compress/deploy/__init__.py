@@ -1,0 +1,1 @@
+"""Runners, timing and targets for profiling models where they run."""

@@ -1,0 +1,364 @@
+"""``compress prune``: structured pruning, optional KD fine-tuning, and a before/after table.
+
+The table gives parameters, MACs, file size, accuracy and *measured* latency, because fewer MACs
+is not the same as faster.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch.nn.functional as F
+from torch import nn
+
+from compress.artifacts import (
+    atomic_write_json,
+    default_output_dir,
+    file_ref,
+    load_model,
+    model_header,
+    prepare_output_dir,
+    read_header,
+    save_model,
+)
+from compress.config import config_hash, hashed_dict, write_config
+from compress.errors import CompressError
+from compress.prune.config import PruneConfig
+from compress.prune.settings import PruneSettings
+from compress.prune.structured import append_record, check_prunable, prune_channels
+
+PLAN_FILE = "prune.json"
+
+
+def _measure(
+    model: nn.Module, shape: tuple[int, int, int], eval_loader: Any, config: PruneConfig
+) -> dict[str, Any]:
+    from compress.deploy.latency import cpu_latency
+    from compress.engine.metrics import evaluate
+    from compress.models import count_params
+    from compress.models.stats import count_macs
+
+    device = next(model.parameters()).device
+    facts: dict[str, Any] = {
+        "params": count_params(model),
+        "macs": count_macs(model, shape),
+        "top1": evaluate(model, eval_loader)["top1"],
+    }
+    if config.latency:
+        lat = cpu_latency(copy.deepcopy(model).cpu(), shape, repeats=config.latency_repeats)
+        facts["latency_ms"] = {rt: {str(b): ms for b, ms in d.items()} for rt, d in lat.items()}
+    model.to(device)
+    return facts
+
+
+def search_ratio(
+    model: nn.Module,
+    shape: tuple[int, int, int],
+    settings: PruneSettings,
+    *,
+    target: float,
+    metric: str,
+) -> float:
+    """The channel ratio whose one-shot pruning keeps about `target` of the model's MACs or params.
+
+    Bisection over the ratio, each trial pruning a copy of the model.
+    """
+    from compress.models import count_params
+    from compress.models.stats import count_macs
+
+    def measure(m: nn.Module) -> float:
+        return float(count_macs(m, shape) if metric == "macs" else count_params(m))
+
+    base = measure(model)
+    lo, hi = 0.0, settings.max_layer_ratio
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        trial = copy.deepcopy(model).cpu()
+        prune_channels(trial, shape, replace(settings, ratio=max(mid, 1e-3), steps=1))
+        if measure(trial) / base > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
+    """Prune ``config.model``; optionally fine-tune it; report before/after facts.
+
+    Writes ``output/model.safetensors`` (its header holds the pruning history, so
+    `compress.load_model` rebuilds it anywhere), ``summary.json`` (``params_before``,
+    ``params_after``, ``macs_before``, ``macs_after``, top-1 before / after pruning / after
+    fine-tuning, latency) and, with fine-tuning, the usual training files.
+    """
+    from compress.data import build_loaders, load_data
+    from compress.engine import resolve_device
+    from compress.evaluate import check_compatible
+
+    if not config.model:
+        raise CompressError("give the model file to prune: compress prune MODEL.safetensors")
+    header = read_header(config.model)
+    if config.finetune_epochs or config.step_epochs:
+        _check_finetune_method(config)
+    source = load_model(config.model)
+    check_prunable(source)
+    device = resolve_device(config.device)
+    data_settings = (
+        config.data
+        if config.data.name
+        else replace(config.data, name=header.get("dataset") or "digits")
+    )
+    data = load_data(data_settings)
+    info = data.info
+    check_compatible(header, info)
+    if header.get("mean"):
+        info = replace(info, mean=tuple(header["mean"]), std=tuple(header["std"]))
+        data = replace(data, info=info)
+    shape = (info.in_channels, *info.input_size)
+    stem = Path(config.model).parent.name or "model"
+    out = (
+        Path(config.output)
+        if config.output
+        else default_output_dir("prune", f"{stem}_{config.prune.ratio}")
+    )
+    out = prepare_output_dir(
+        out, resume=config.resume, markers=("state.pt", "summary.json", PLAN_FILE)
+    )
+    digest = config_hash({"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]})
+    write_config(config, out)
+    train_loader, eval_loader = build_loaders(data, data_settings, device=device, seed=config.seed)
+
+    resumable = config.resume and (out / PLAN_FILE).exists() and (out / "last.safetensors").exists()
+    if resumable:
+        plan = json.loads((out / PLAN_FILE).read_text())
+        if plan.get("config_hash") != digest:
+            raise CompressError(
+                f"the config differs from the one '{out}' was started with; use a new --output"
+            )
+        model = load_model(out / "last.safetensors", device=device)
+        log(f"resuming the fine-tuning in {out}")
+    else:
+        model, plan = _prune(
+            source,
+            config,
+            shape,
+            info,
+            data_settings,
+            train_loader,
+            eval_loader,
+            device,
+            digest,
+            out,
+            log,
+        )
+    before, after_prune = plan["before"], plan["after_prune"]
+
+    if config.finetune_epochs > 0:
+        tuned = _finetune(
+            model,
+            config,
+            info,
+            train_loader,
+            eval_loader,
+            device,
+            digest,
+            out,
+            config.finetune_epochs,
+            log,
+        )
+        model = load_model(out / "model.safetensors", device=device)
+        fine_top1: float | None = tuned["top1"]
+    else:
+        fine_top1 = None
+    after = _measure(model, shape, eval_loader, config)
+    after["file_bytes"] = (out / "model.safetensors").stat().st_size
+    summary = {
+        "model": str(config.model),
+        "output_model": str(out / "model.safetensors"),
+        "params_before": before["params"],
+        "params_after": after["params"],
+        "macs_before": before["macs"],
+        "macs_after": after["macs"],
+        "top1_before": before["top1"],
+        "top1_pruned": after_prune["top1"],
+        "top1": after["top1"],
+        "top1_finetuned": fine_top1,
+        "ratio": plan["ratio"],
+        "importance": config.prune.importance,
+        "method": config.method_name if config.finetune_epochs else None,
+        "before": before,
+        "after": after,
+        "config_hash": digest,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    log("")
+    log(report_table(before, after_prune, after, fine_top1 is not None))
+    return {**summary, "output": str(out)}
+
+
+def _prune(
+    source, config, shape, info, data_settings, train_loader, eval_loader, device, digest, out, log
+):
+    before = _measure(source.to(device), shape, eval_loader, config)
+    before["file_bytes"] = Path(config.model).stat().st_size
+    settings = config.prune
+    if config.target_macs or config.target_params:
+        metric = "macs" if config.target_macs else "params"
+        target = config.target_macs or config.target_params
+        ratio = search_ratio(source, shape, settings, target=target, metric=metric)
+        log(f"keeping {100 * target:.0f}% of the {metric} needs a channel ratio of {ratio:.3f}")
+        settings = replace(settings, ratio=ratio)
+    model = copy.deepcopy(source).cpu()
+    model.compress_header = model_header(source)
+    xb, yb = (t.cpu() for t in next(iter(train_loader)))
+
+    def grad_fn(m: nn.Module) -> None:
+        F.cross_entropy(m(xb), yb).backward()
+
+    def between_steps(step: int, partial: dict[str, Any]) -> None:
+        if config.step_epochs:
+            log(
+                f"fine-tuning {config.step_epochs} epoch(s) after pruning step {step + 1}/{settings.steps}"
+            )
+            model.compress_header["pruning"] = append_record(
+                model_header(source).get("pruning"), partial
+            )
+            _finetune(
+                model,
+                config,
+                info,
+                train_loader,
+                eval_loader,
+                device,
+                digest,
+                out / f"step{step + 1}",
+                config.step_epochs,
+                log,
+            )
+            model.cpu()
+
+    record = prune_channels(model, shape, settings, grad_fn=grad_fn, between_steps=between_steps)
+    model.compress_header["pruning"] = append_record(model_header(source).get("pruning"), record)
+    model.to(device)
+    after_prune = _measure(model, shape, eval_loader, config)
+    save_model(
+        model,
+        out / "model.safetensors",
+        parent=config.model,
+        config_hash=digest,
+        metrics={"top1": after_prune["top1"]},
+    )
+    after_prune["file_bytes"] = (out / "model.safetensors").stat().st_size
+    plan = {
+        "config_hash": digest,
+        "ratio": settings.ratio,
+        "before": before,
+        "after_prune": after_prune,
+    }
+    atomic_write_json(out / PLAN_FILE, plan)
+    log(
+        f"pruned {config.model}: {before['params']:,} → {after_prune['params']:,} params, "
+        f"{before['macs'] / 1e6:.2f} → {after_prune['macs'] / 1e6:.2f} M MACs, top-1 "
+        f"{100 * before['top1']:.2f}% → {100 * after_prune['top1']:.2f}% (before fine-tuning)"
+    )
+    return model, plan
+
+
+def _check_finetune_method(config: PruneConfig) -> None:
+    """Fail before any pruning work when the fine-tuning method cannot run."""
+    from compress.distill.api import METHODS
+    from compress.distill.config import method_settings
+
+    spec = METHODS.get(config.method_name)
+    if spec.online:
+        raise CompressError(
+            f"method '{config.method_name}' cannot fine-tune a pruned model (it trains a cohort)"
+        )
+    if spec.needs_teacher and not config.teacher:
+        raise CompressError(f"fine-tuning with '{config.method_name}' needs --teacher FILE")
+    if config.teacher:
+        read_header(config.teacher)
+    method_settings(config.method_name, config.preset, config.method_args)
+
+
+def _finetune(
+    model, config, info, train_loader, eval_loader, device, digest, out, epochs, log
+) -> dict[str, Any]:
+    from compress.distill.api import METHODS
+    from compress.distill.base import DistillContext
+    from compress.distill.config import method_settings
+    from compress.engine import fit
+
+    spec = METHODS.get(config.method_name)  # checked by _check_finetune_method
+    teacher = (
+        load_model(config.teacher, device=device)
+        if (config.teacher and spec.needs_teacher)
+        else None
+    )
+    if teacher is not None:
+        from compress.evaluate import check_compatible
+
+        check_compatible(teacher.compress_header, info, what="teacher")
+    settings = method_settings(config.method_name, config.preset, config.method_args)
+    ctx = DistillContext(
+        info=info, device=device, seed=config.seed, eval_loader=eval_loader, log=log
+    )
+    task = spec.build(model, teacher, settings, ctx)
+    header = model_header(model)
+    log(
+        f"fine-tuning with {config.method_name} for {epochs} epoch(s)"
+        + (f" from {config.teacher}" if teacher else "")
+    )
+    return fit(
+        task,
+        train_loader,
+        eval_loader,
+        config.train_settings(epochs),
+        out_dir=out,
+        device=device,
+        config_hash=digest,
+        save_meta={
+            "pruning": header.get("pruning"),
+            "parent": config.model,
+            "teacher": file_ref(config.teacher) if teacher is not None else None,
+        },
+        resume=config.resume and (Path(out) / "state.pt").exists(),
+        log=log,
+    )
+
+
+def report_table(
+    before: dict[str, Any], pruned: dict[str, Any], after: dict[str, Any], tuned: bool
+) -> str:
+    """The before/after Markdown table printed by ``compress prune``."""
+    cols = [("before", before), ("pruned", pruned)] + ([("fine-tuned", after)] if tuned else [])
+    rows = [
+        ("parameters", lambda f: f"{f['params']:,}"),
+        ("MACs", lambda f: f"{f['macs'] / 1e6:.2f} M"),
+        ("file size", lambda f: f"{f['file_bytes'] / 1e6:.2f} MB" if "file_bytes" in f else "–"),
+        ("test top-1", lambda f: f"{100 * f['top1']:.2f}%"),
+    ]
+    for rt in ("torch", "onnxruntime"):
+        for b in ("1", "64"):
+            rows.append(
+                (
+                    f"{rt} CPU batch {b}",
+                    lambda f, rt=rt, b=b: (
+                        f"{f['latency_ms'][rt][b]:.2f} ms" if "latency_ms" in f else "–"
+                    ),
+                )
+            )
+    header = "| | " + " | ".join(name for name, _ in cols) + " |"
+    lines = [header, "|---|" + "---|" * len(cols)]
+    for label, fmt in rows:
+        cells = []
+        for _, facts in cols:
+            try:
+                cells.append(fmt(facts))
+            except (KeyError, TypeError):
+                cells.append("–")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""``compress prune`` settings (no torch import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from compress.config import NO_HASH
+from compress.data.base import DataSettings
+from compress.engine.settings import OptimSettings, ScheduleSettings, TrainSettings
+from compress.prune.settings import PruneSettings
+
+
+@dataclass
+class PruneConfig:
+    """Everything ``compress prune`` needs.
+
+    Attributes:
+        model: the model file to prune.
+        prune: ratio, importance, rounding, steps, ignored modules.
+        target_macs: instead of ``prune.ratio``, find the ratio that keeps this fraction of MACs.
+        target_params: likewise for parameters.
+        finetune_epochs: fine-tuning epochs after the last pruning step (0 = none).
+        step_epochs: fine-tuning epochs between pruning steps (with ``prune.steps > 1``).
+        teacher: fine-tune by distillation from this model file (else plain cross-entropy).
+        method: distillation method for fine-tuning (default ``kd`` with a teacher, else ``none``).
+        preset: named method settings (e.g. ``faithful`` for R2KD).
+        method_args: the method's settings.
+        data: dataset for accuracy and fine-tuning (``name`` empty = the model's own dataset).
+        optim: fine-tuning optimiser.
+        schedule: fine-tuning schedule.
+        seed, device, amp, channels_last, threads, progress: as for ``compress train``.
+        latency: measure CPU latency (torch and onnxruntime, batch 1 and 64) before and after.
+        latency_repeats: timed calls per measurement (the median is reported).
+        output: run directory.
+        resume: continue an interrupted fine-tuning in ``output``.
+    """
+
+    config_order: ClassVar[tuple[str, ...]] = ("model", "prune", "target_macs", "target_params")
+
+    model: str | None = None
+    prune: PruneSettings = field(default_factory=PruneSettings)
+    target_macs: float | None = None
+    target_params: float | None = None
+    finetune_epochs: int = 0
+    step_epochs: int = 0
+    teacher: str | None = None
+    method: str | None = None
+    preset: str | None = None
+    method_args: dict[str, Any] = field(default_factory=dict)
+    data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
+    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=0.01))
+    schedule: ScheduleSettings = field(default_factory=lambda: ScheduleSettings(name="cosine"))
+    seed: int = 0
+    device: str = field(default="auto", metadata=NO_HASH)
+    amp: str = "bf16"
+    channels_last: bool = True
+    threads: int | None = field(default=None, metadata=NO_HASH)
+    progress: bool = field(default=True, metadata=NO_HASH)
+    latency: bool = field(default=True, metadata=NO_HASH)
+    latency_repeats: int = field(default=10, metadata=NO_HASH)
+    output: str | None = field(default=None, metadata=NO_HASH)
+    resume: bool = field(default=False, metadata=NO_HASH)
+
+    def __post_init__(self) -> None:
+        for name in ("target_macs", "target_params"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if self.target_macs is not None and self.target_params is not None:
+            raise ValueError("give target_macs or target_params, not both")
+        if self.finetune_epochs < 0 or self.step_epochs < 0:
+            raise ValueError("finetune_epochs and step_epochs must be ≥ 0")
+        if self.amp not in ("bf16", "fp16", "none"):
+            raise ValueError(f"amp must be bf16, fp16 or none, got {self.amp!r}")
+
+    @property
+    def method_name(self) -> str:
+        """The fine-tuning method: as given, else ``kd`` with a teacher, else ``none``."""
+        return self.method or ("kd" if self.teacher else "none")
+
+    def train_settings(self, epochs: int) -> TrainSettings:
+        """Engine settings for `epochs` epochs of fine-tuning."""
+        return TrainSettings(
+            epochs=epochs,
+            seed=self.seed,
+            device=self.device,
+            optim=self.optim,
+            schedule=self.schedule,
+            amp=self.amp,  # type: ignore[arg-type]
+            channels_last=self.channels_last,
+            threads=self.threads,
+            progress=self.progress,
+        )

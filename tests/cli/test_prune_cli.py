@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+from click.testing import CliRunner
+
+import compress
+from compress.artifacts import file_sha256, read_header
+from compress.cli import cli
+
+
+def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
+    out = tmp_path / "p"
+    args = [
+        "prune",
+        str(digits_model),
+        "--ratio",
+        "0.5",
+        "--finetune-epochs",
+        "1",
+        "--teacher",
+        str(digits_model),
+        "--lr",
+        "0.02",
+        "--output",
+        str(out),
+        "--set",
+        "latency_repeats=2",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for row in (
+        "parameters",
+        "MACs",
+        "file size",
+        "test top-1",
+        "onnxruntime CPU batch 64",
+        "torch CPU batch 1",
+    ):
+        assert row in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["params_after"] <= 0.30 * summary["params_before"]
+    assert summary["macs_after"] < summary["macs_before"]
+    assert summary["method"] == "kd" and summary["top1_finetuned"] is not None
+    for runtime in ("torch", "onnxruntime"):
+        assert all(v > 0 for v in summary["after"]["latency_ms"][runtime].values())
+    header = read_header(out / "model.safetensors")
+    assert header["pruning"]["rounds"] and header["provenance"]["parent"]["sha256"] == file_sha256(
+        digits_model
+    )
+    assert header["provenance"]["teacher"]["sha256"] == file_sha256(digits_model)
+    # reloads in a fresh process with the pruned size and identical outputs
+    model = compress.load_model(out / "model.safetensors")
+    x = torch.randn(4, 1, 8, 8)
+    torch.save(x, tmp_path / "x.pt")
+    torch.save(model(x).detach(), tmp_path / "y.pt")
+    code = (
+        "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
+        "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
+        "n = sum(p.numel() for p in m.parameters());"
+        "sys.exit(0 if torch.equal(m(x), y) and n == int(sys.argv[4]) else 1)"
+    )
+    run = [
+        sys.executable,
+        "-c",
+        code,
+        str(out / "model.safetensors"),
+        str(tmp_path / "x.pt"),
+        str(tmp_path / "y.pt"),
+        str(summary["params_after"]),
+    ]
+    assert subprocess.run(run).returncode == 0
+
+
+def test_prune_errors_are_one_line(digits_model, tmp_path):
+    shuffle = compress.save_model(
+        compress.create_model("shufflenetv2", in_channels=1),
+        tmp_path / "s.safetensors",
+        dataset="digits",
+    )
+    cases = [
+        ([str(digits_model), "--ratio", "1.5"], "ratio must be in (0, 1)"),
+        ([str(digits_model), "--ratio", "0"], "ratio must be in (0, 1)"),
+        ([str(digits_model), "--importance", "l11"], "Did you mean 'l1'"),
+        ([str(tmp_path / "missing.safetensors")], "does not exist"),
+        ([str(shuffle)], "cannot be pruned structurally"),
+        ([str(digits_model), "--finetune-epochs", "1", "--method", "r2kd"], "needs --teacher"),
+        ([], "give the model file"),
+    ]
+    for extra, expected in cases:
+        result = CliRunner().invoke(
+            cli, ["prune", *extra, "--no-latency", "--output", str(tmp_path / "o")]
+        )
+        assert result.exit_code == 1, (extra, result.output)
+        assert expected in result.output, (extra, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import compress
+from compress.errors import CompressError
+from compress.models import count_params, create_model, list_models, model_info
+from compress.prune import IMPORTANCES, PruneSettings, append_record, prune_channels
+from compress.prune.api import search_ratio
+from compress.prune.structured import UNSUPPORTED_FAMILIES
+
+ALL = list_models()
+
+
+def _convs(model):
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_zoo_model_prunes_or_gets_a_clear_error(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10).eval()
+    if model_info(name).get("family") in UNSUPPORTED_FAMILIES:
+        with pytest.raises(CompressError, match="cannot be pruned structurally"):
+            prune_channels(model, (3, 32, 32), PruneSettings(ratio=0.5))
+        return
+    before, params = _convs(model), count_params(model)
+    prune_channels(model, (3, 32, 32), PruneSettings(ratio=0.5, round_to=8))
+    after = _convs(model)
+    assert count_params(model) < params
+    changed = {n: c for n, c in after.items() if c != before[n]}
+    assert changed, "nothing was pruned"
+    assert all(c % 8 == 0 for c in changed.values()), changed
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_save_load_round_trip_is_identical_in_a_fresh_process(tmp_path):
+    model = create_model("resnet8x4", num_classes=10, in_channels=1).eval()
+    model.compress_header["input_size"] = [28, 28]
+    record = prune_channels(model, (1, 28, 28), PruneSettings(ratio=0.5))
+    model.compress_header["pruning"] = append_record(None, record)
+    path = compress.save_model(model, tmp_path / "p.safetensors")
+    x = torch.randn(3, 1, 28, 28)
+    loaded = compress.load_model(path)
+    assert torch.equal(loaded(x), model(x))
+    torch.save(x, tmp_path / "x.pt")
+    torch.save(model(x).detach(), tmp_path / "y.pt")
+    code = (
+        "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
+        "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
+        "sys.exit(0 if torch.equal(m(x), y) else 1)"
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]
+        ).returncode
+        == 0
+    )
+
+
+def test_pruning_a_pruned_model_replays_both_rounds(tmp_path):
+    model = create_model("resnet20", num_classes=10).eval()
+    for ratio in (0.3, 0.3):
+        record = prune_channels(model, (3, 32, 32), PruneSettings(ratio=ratio))
+        model.compress_header["pruning"] = append_record(
+            model.compress_header.get("pruning"), record
+        )
+    path = compress.save_model(model, tmp_path / "p.safetensors")
+    loaded = compress.load_model(path)
+    x = torch.randn(2, 3, 32, 32)
+    assert len(loaded.compress_header["pruning"]["rounds"]) == 2
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_iterative_schedule_reaches_its_target():
+    one_shot = create_model("resnet20", num_classes=10).eval()
+    prune_channels(one_shot, (3, 32, 32), PruneSettings(ratio=0.5, round_to=None))
+    model = create_model("resnet20", num_classes=10).eval()
+    sizes = []
+    prune_channels(
+        model,
+        (3, 32, 32),
+        PruneSettings(ratio=0.5, steps=3, round_to=None),
+        between_steps=lambda step, rec: sizes.append(count_params(model)),
+    )
+    sizes.append(count_params(model))
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    assert count_params(model) == pytest.approx(count_params(one_shot), rel=0.05)
+
+
+def test_target_macs_search_hits_the_target():
+    from compress.models.stats import count_macs
+
+    model = create_model("resnet8x4", num_classes=10).eval()
+    base = count_macs(model, (3, 32, 32))
+    ratio = search_ratio(
+        model, (3, 32, 32), PruneSettings(round_to=None), target=0.4, metric="macs"
+    )
+    prune_channels(model, (3, 32, 32), PruneSettings(ratio=ratio, round_to=None))
+    assert count_macs(model, (3, 32, 32)) / base == pytest.approx(0.4, abs=0.05)
+
+
+@pytest.mark.parametrize("importance", IMPORTANCES.names())
+def test_every_importance_criterion_prunes(importance):
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10).eval()
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def grad_fn(m):
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+
+    params = count_params(model)
+    prune_channels(
+        model, (3, 32, 32), PruneSettings(ratio=0.5, importance=importance), grad_fn=grad_fn
+    )
+    assert count_params(model) < params
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\)"):
+        PruneSettings(ratio=1.5)
+    with pytest.raises(ValueError, match="Did you mean 'l1'"):
+        PruneSettings(importance="l11")
