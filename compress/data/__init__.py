@@ -24,6 +24,7 @@ __all__ = [
     "build_loaders",
     "list_datasets",
     "load_data",
+    "sample_split",
 ]
 
 _CACHE: dict[tuple[Any, ...], TensorData] = {}
@@ -139,3 +140,25 @@ def build_loaders(
         data.test, batch_size=settings.eval_batch_size, workers=settings.workers, **common
     )
     return train, test
+
+
+def sample_split(name: str, split: str, count: int, *, data_dir: str | None = None):
+    """`count` class-balanced real images of a dataset split as uint8 numpy (N, C, H, W).
+
+    Returns:
+        ``(images, labels, info)``; for ``imagefolder`` the images go through the evaluation
+        transform (resize and centre crop).
+    """
+    import numpy as np
+    import torch
+
+    key = "train_subset" if split == "train" else "test_subset"
+    data = load_data(DataSettings(name=name, data_dir=data_dir, augment="none", **{key: count}))
+    if isinstance(data, FolderData):
+        dataset = data.train if split == "train" else data.test
+        xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
+        images, labels = torch.stack(xs).numpy(), np.asarray(ys)
+    else:
+        images = (data.train_x if split == "train" else data.test_x).numpy()
+        labels = (data.train_y if split == "train" else data.test_y).numpy()
+    return images.astype(np.uint8), labels.astype(np.int64), data.info

@@ -1,0 +1,158 @@
+"""The Exporter base: what each format supports, export settings, and the export template."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from compress.config import NO_HASH
+from compress.errors import CompressError
+from compress.registry import Registry
+
+#: format name → Exporter subclass
+EXPORTERS: Registry = Registry("export format")
+
+
+@dataclass
+class BatchSpec:
+    """The batch sizes an export must serve: ``MIN:OPT:MAX`` (TensorRT's optimisation profile)."""
+
+    min: int = 1
+    opt: int = 32
+    max: int = 64
+
+    @classmethod
+    def parse(cls, text: str) -> BatchSpec:
+        """``"1:32:64"`` → BatchSpec(1, 32, 64); a single ``"8"`` means 8:8:8.
+
+        Raises:
+            CompressError: for anything but 1 or 3 positive integers with MIN ≤ OPT ≤ MAX.
+        """
+        parts = str(text).strip().split(":")
+        if len(parts) not in (1, 3) or not all(re.fullmatch(r"\d+", p) for p in parts):
+            raise CompressError(
+                f"--batch expects MIN:OPT:MAX (e.g. 1:32:64) or one size, got '{text}'"
+            )
+        values = [int(p) for p in parts] * (3 if len(parts) == 1 else 1)
+        lo, opt, hi = values
+        if lo < 1 or not lo <= opt <= hi:
+            raise CompressError(f"--batch needs 1 ≤ MIN ≤ OPT ≤ MAX, got '{text}'")
+        return cls(lo, opt, hi)
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+
+@dataclass
+class ExportSettings:
+    """How to export.
+
+    Attributes:
+        format: ``onnx``, ``onnx-int8``, ``onnx-fp16`` or ``trt``.
+        precision: for ``trt``: ``fp32``, ``fp16`` or ``int8`` (default fp16); the ONNX formats
+            have one precision each.
+        opset: ONNX opset (17: the highest JetPack 5's TensorRT 8.5 reads).
+        batch: ``MIN:OPT:MAX`` batch sizes (TensorRT profile; ONNX files always have a dynamic
+            batch axis).
+        calib_images: real training images used to calibrate INT8 activations.
+        calib_method: ``minmax``, ``entropy`` or ``percentile``.
+        activation_type: INT8 activations as ``int8`` (symmetric; what TensorRT needs) or
+            ``uint8`` (asymmetric; often faster on x86 CPUs without VNNI).
+        float_first_last: keep the first conv and the classifier in float.
+        workspace_gb: TensorRT builder workspace limit.
+        timing_cache: TensorRT timing-cache file, reused and updated across builds.
+        optimization_level: TensorRT builder optimisation level (0–5), where the version has it.
+        validate_images: real evaluation images the export is validated on.
+        data_dir: where the model's dataset is (for calibration and validation).
+    """
+
+    format: str = "onnx"
+    precision: Literal["fp32", "fp16", "int8"] | None = None
+    opset: int = 17
+    batch: str = "1:32:64"
+    calib_images: int = 512
+    calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    activation_type: Literal["int8", "uint8"] = "uint8"
+    float_first_last: bool = False
+    workspace_gb: float = 2.0
+    timing_cache: str | None = field(default=None, metadata=NO_HASH)
+    optimization_level: int | None = None
+    validate_images: int = 1000
+    data_dir: str | None = field(default=None, metadata=NO_HASH)
+
+    def __post_init__(self) -> None:
+        if self.calib_images < 1 or self.validate_images < 1:
+            raise ValueError("calib_images and validate_images must be ≥ 1")
+        if not 7 <= self.opset <= 21:
+            raise ValueError(f"opset must be between 7 and 21, got {self.opset}")
+
+
+@dataclass
+class ExportContext:
+    """What an exporter gets besides the model: data for calibration and validation."""
+
+    model_path: Path
+    header: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    calib_images: Any = None  # numpy float32 (N, C, H, W), normalised
+    out_dir: Path = Path(".")
+    log: Any = print
+
+
+class Exporter:
+    """One export format. Subclasses set the class attributes and implement `_export_impl`.
+
+    `export` checks that the format can run here, times the export and returns the paths.
+    Validation against PyTorch is done by `compress.exporters.validate` for every format.
+    """
+
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    dynamic_batch: ClassVar[bool] = True
+    needs_gpu: ClassVar[bool] = False
+
+    def __init__(self, settings: ExportSettings) -> None:
+        self.settings = settings
+        self.precision = settings.precision or self.precisions[0]
+        if self.precision not in self.precisions:
+            raise CompressError(
+                f"format '{self.name}' supports precision {', '.join(self.precisions)}, not '{self.precision}'"
+            )
+
+    def check_available(self) -> None:
+        """Raise a one-line `CompressError` when this format cannot be produced on this machine."""
+
+    def output_name(self) -> str:
+        """File name of the export inside the output directory."""
+        raise NotImplementedError
+
+    def export(self, model: Any, ctx: ExportContext) -> dict[str, Any]:
+        """Export `model`; returns ``{"path", "seconds", ...}`` (format-specific extras)."""
+        self.check_available()
+        t0 = time.perf_counter()
+        extra = self._export_impl(model, ctx, ctx.out_dir / self.output_name())
+        return {
+            "path": str(ctx.out_dir / self.output_name()),
+            "seconds": time.perf_counter() - t0,
+            **extra,
+        }
+
+    def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def make_runner(self, path: Path) -> Any:
+        """A callable ``f(images: np.ndarray) -> logits: np.ndarray`` for validation."""
+        raise NotImplementedError
+
+
+@dataclass
+class ExportConfig(ExportSettings):
+    """``compress export`` settings: the model file, the output directory, and `ExportSettings`."""
+
+    config_order: ClassVar[tuple[str, ...]] = ("model", "format", "precision")
+
+    model: str | None = None
+    output: str | None = field(default=None, metadata=NO_HASH)

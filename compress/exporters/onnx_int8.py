@@ -1,0 +1,126 @@
+"""INT8 ONNX by explicit quantisation (ONNX Runtime's static Q/DQ quantiser).
+
+Weights are symmetric per-channel int8; activations are calibrated on real training images.
+
+The file runs in ONNX Runtime on any CPU, and TensorRT ≥ 8.5 builds its INT8 engine from it
+(explicit quantisation; TensorRT needs ``activation_type: int8``, symmetric).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from compress.artifacts import atomic_path
+from compress.exporters.base import EXPORTERS, ExportContext, Exporter
+from compress.exporters.onnx import _OnnxRuntimeRunner, export_onnx, provenance
+
+
+class _Calibration:
+    """ONNX Runtime's CalibrationDataReader over a float32 array, in batches."""
+
+    def __init__(self, images: Any, input_name: str, batch: int = 32) -> None:
+        self.batches = [images[i : i + batch] for i in range(0, len(images), batch)]
+        self.input_name = input_name
+        self.index = 0
+
+    def get_next(self) -> dict[str, Any] | None:
+        if self.index >= len(self.batches):
+            return None
+        self.index += 1
+        return {self.input_name: self.batches[self.index - 1]}
+
+    def rewind(self) -> None:
+        self.index = 0
+
+
+def float_boundary_nodes(path: Path) -> list[str]:
+    """Names of the first Conv and the last Gemm/MatMul node (kept in float by ``float_first_last``)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    return ([convs[0]] if convs else []) + ([heads[-1]] if heads else [])
+
+
+class OnnxInt8Exporter(Exporter):
+    """Static Q/DQ INT8 quantisation of the fp32 ONNX export."""
+
+    name = "onnx-int8"
+    precisions = ("int8",)
+
+    def output_name(self) -> str:
+        """The file name inside the output directory."""
+        return "model.int8.onnx"
+
+    def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        s = self.settings
+        if ctx.calib_images is None or len(ctx.calib_images) == 0:
+            raise ValueError("INT8 export needs calibration images")
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[s.calib_method]
+        act = QuantType.QInt8 if s.activation_type == "int8" else QuantType.QUInt8
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", ctx.input_shape, opset=s.opset)
+            pre = Path(tmp) / "pre.onnx"
+            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+            exclude = float_boundary_nodes(pre) if s.float_first_last else []
+            quantized = Path(tmp) / "int8.onnx"
+            quantize_static(
+                str(pre),
+                str(quantized),
+                _Calibration(ctx.calib_images, "input"),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=act,
+                calibrate_method=method,
+                nodes_to_exclude=exclude,
+                extra_options={
+                    "WeightSymmetric": True,
+                    "ActivationSymmetric": s.activation_type == "int8",
+                },
+            )
+            proto = onnx.load(str(quantized))
+            meta = provenance(ctx, fmt=self.name, precision="int8")
+            meta.update(
+                calibration={
+                    "images": len(ctx.calib_images),
+                    "method": s.calib_method,
+                    "activations": s.activation_type,
+                    "float_nodes": exclude,
+                }
+            )
+            entry = proto.metadata_props.add()
+            entry.key = "compress"
+            import json
+
+            entry.value = json.dumps(meta)
+            with atomic_path(path) as out:
+                onnx.save(proto, str(out))
+        return {"calibration": meta["calibration"], "opset": s.opset}
+
+    def make_runner(self, path: Path) -> Any:
+        """An ONNX Runtime CPU runner."""
+        return _OnnxRuntimeRunner(path)
+
+
+EXPORTERS.add(
+    "onnx-int8",
+    OnnxInt8Exporter,
+    summary="ONNX with Q/DQ INT8 (ONNX Runtime on any CPU; TensorRT INT8 source)",
+)

@@ -1,0 +1,119 @@
+"""TensorRT engines built with TensorRT's Python API from the ONNX exports.
+
+The build logic (feature detection, the build recipe, the engine sidecar and its checks) lives
+in `compress.deploy.agent`, because the same code builds engines on a remote device. This module
+only chooses the ONNX source, runs the build locally and validates the result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from compress.deploy import agent
+from compress.errors import CompressError
+from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
+
+ON_DEVICE_HINT = (
+    "engines are specific to a GPU and TensorRT version, so for a remote device build it there: "
+    "compress profile MODEL.onnx --runtime tensorrt --target ssh://user@device"
+)
+
+
+def require_tensorrt() -> Any:
+    """The tensorrt module and a visible GPU, or a one-line error naming the extra and the on-device route."""
+    try:
+        trt = agent.import_tensorrt()
+    except agent.AgentError:
+        raise CompressError(
+            "--format trt needs TensorRT and an NVIDIA GPU: pip install 'compress-toolkit[trt]' on such a "
+            f"machine (JetPack ships TensorRT on Jetson); {ON_DEVICE_HINT}"
+        ) from None
+    if agent.gpu_identity() is None:
+        raise CompressError(
+            f"--format trt needs an NVIDIA GPU and none is visible here; {ON_DEVICE_HINT}"
+        )
+    return trt
+
+
+class TensorRTExporter(Exporter):
+    """A serialized TensorRT engine (``.plan``) plus a sidecar JSON describing what it was built for."""
+
+    name = "trt"
+    precisions = ("fp16", "fp32", "int8")
+    needs_gpu = True
+
+    def check_available(self) -> None:
+        """TensorRT importable and a GPU visible."""
+        require_tensorrt()
+
+    def output_name(self) -> str:
+        """``model.<precision>.plan``."""
+        return f"model.{self.precision}.plan"
+
+    def recipe(self, ctx: ExportContext, features: list[str]) -> dict[str, Any]:
+        """The build recipe for this export (pure; see `compress.deploy.agent.build_recipe`)."""
+        b = BatchSpec.parse(self.settings.batch)
+        return agent.build_recipe(
+            self.precision,
+            (b.min, b.opt, b.max),
+            ctx.input_shape,
+            features=features,
+            workspace_gb=self.settings.workspace_gb,
+            optimization_level=self.settings.optimization_level,
+        )
+
+    def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
+        import json
+
+        from compress.exporters.onnx_fp16 import OnnxFp16Exporter
+        from compress.exporters.onnx_int8 import OnnxInt8Exporter
+
+        trt = require_tensorrt()
+        recipe = self.recipe(ctx, agent.probe_features(trt))
+        source_cls = {
+            "fp32": EXPORTERS.get("onnx"),
+            "fp16": OnnxFp16Exporter,
+            "int8": OnnxInt8Exporter,
+        }[recipe["source"]]
+        settings = self.settings
+        if recipe["source"] == "int8" and settings.activation_type != "int8":
+            ctx.log(
+                "TensorRT needs symmetric int8 activations: calibrating the Q/DQ source with activation_type int8"
+            )
+            from dataclasses import replace
+
+            settings = replace(settings, activation_type="int8")
+        with tempfile.TemporaryDirectory() as tmp:
+            src_ctx = ExportContext(
+                ctx.model_path, ctx.header, ctx.input_shape, ctx.calib_images, Path(tmp), ctx.log
+            )
+            source = source_cls(settings).export(model, src_ctx)["path"]
+            for note in recipe["notes"]:
+                ctx.log(f"TensorRT: {note}")
+            agent.build_engine(
+                source, str(path), recipe, timing_cache=self.settings.timing_cache, log=ctx.log
+            )
+            sidecar = agent.engine_sidecar(
+                recipe,
+                tensorrt_version=trt.__version__,
+                gpu=agent.gpu_identity(),
+                source_sha256=agent.file_sha256(str(ctx.model_path)),
+            )
+        from compress.artifacts import atomic_write_text
+
+        atomic_write_text(str(path) + ".json", json.dumps(sidecar, indent=2))
+        return {"sidecar": sidecar, "recipe": recipe}
+
+    def make_runner(self, path: Path) -> Any:
+        """A TensorRT runner (checks the sidecar first)."""
+        agent.check_engine(str(path))
+        return agent.TensorRTRunner(str(path))
+
+
+EXPORTERS.add(
+    "trt",
+    TensorRTExporter,
+    summary="TensorRT engine fp32/fp16/int8 (needs TensorRT and an NVIDIA GPU)",
+)

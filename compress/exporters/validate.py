@@ -1,0 +1,149 @@
+"""Every export proves itself against PyTorch on real evaluation images.
+
+Checks, all collected before one typed error is raised: max absolute and relative output error
+within a tolerance set by precision, top-1 agreement with PyTorch, the accuracy change, and for
+pruned models that the exported weights have the pruned size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.errors import CompressError
+
+#: (max |Δ| allowed on logits, minimum top-1 agreement with PyTorch, maximum accuracy drop)
+TOLERANCES = {
+    "fp32": {"max_abs": 1e-4, "agreement": 0.999, "accuracy_drop": 0.001},
+    "fp16": {"max_abs": None, "max_rel": 2e-2, "agreement": 0.99, "accuracy_drop": 0.005},
+    "int8": {"max_abs": None, "agreement": 0.95, "accuracy_drop": 0.01},
+}
+
+
+class ExportValidationError(CompressError):
+    """An export differs from PyTorch beyond its precision's tolerance (all failures listed)."""
+
+    def __init__(self, fmt: str, failures: list[str], report: dict[str, Any]) -> None:
+        super().__init__(f"{fmt} export failed validation: " + "; ".join(failures))
+        self.failures = failures
+        self.report = report
+
+
+@dataclass
+class Reference:
+    """PyTorch's logits on the validation images, with their labels."""
+
+    images: np.ndarray  # float32 (N, C, H, W), normalised
+    labels: np.ndarray
+    logits: np.ndarray
+
+
+def torch_reference(
+    model: Any, images: np.ndarray, labels: np.ndarray, batch: int = 256
+) -> Reference:
+    """Run the PyTorch model (fp32, CPU) on `images`."""
+    import torch
+
+    model = model.eval().cpu()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            outs.append(model(torch.from_numpy(images[i : i + batch])).numpy())
+    return Reference(images, labels, np.concatenate(outs).astype(np.float32))
+
+
+def weight_elements_onnx(path: Path) -> int:
+    """Elements of the Conv/Gemm/MatMul weight initializers of an ONNX file (INT8: the quantised ones).
+
+    Export folds BatchNorm into the convolutions and adds biases, so this counts only weight
+    tensors; it equals the PyTorch Conv2d/Linear weight count when nothing was lost or padded.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def source(name: str) -> Any:
+        # follow DequantizeLinear / Cast back to the stored initializer
+        while (
+            name not in inits
+            and name in producer
+            and producer[name].op_type in ("DequantizeLinear", "Cast", "Identity")
+        ):
+            name = producer[name].input[0]
+        return inits.get(name)
+
+    total = 0
+    seen: set[str] = set()
+    for node in graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1:
+            init = source(node.input[1])
+            if init is not None and init.name not in seen:
+                seen.add(init.name)
+                total += int(np.prod(numpy_helper.to_array(init).shape))
+    return total
+
+
+def weight_elements_torch(model: Any) -> int:
+    """Elements of the Conv/Linear weights of a PyTorch model."""
+    from torch import nn
+
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def validate(
+    runner: Any,
+    ref: Reference,
+    *,
+    precision: str,
+    fmt: str,
+    model: Any = None,
+    onnx_path: Path | None = None,
+    batch: int = 64,
+) -> dict[str, Any]:
+    """Compare an exported model with PyTorch; returns the report or raises `ExportValidationError`."""
+    outs = [runner(ref.images[i : i + batch]) for i in range(0, len(ref.images), batch)]
+    got = np.concatenate(outs).astype(np.float32)
+    diff = np.abs(got - ref.logits)
+    scale = float(np.abs(ref.logits).max()) or 1.0
+    report: dict[str, Any] = {
+        "images": len(ref.labels),
+        "max_abs_error": float(diff.max()),
+        "max_rel_error": float(diff.max() / scale),
+        "top1_agreement": float((got.argmax(1) == ref.logits.argmax(1)).mean()),
+        "top1_torch": float((ref.logits.argmax(1) == ref.labels).mean()),
+        "top1_export": float((got.argmax(1) == ref.labels).mean()),
+    }
+    report["accuracy_delta"] = report["top1_export"] - report["top1_torch"]
+    tol = TOLERANCES[precision]
+    failures = []
+    if tol.get("max_abs") is not None and report["max_abs_error"] > tol["max_abs"]:
+        failures.append(f"max |Δlogit| {report['max_abs_error']:.2e} > {tol['max_abs']:.0e}")
+    if tol.get("max_rel") is not None and report["max_rel_error"] > tol["max_rel"]:
+        failures.append(f"max relative error {report['max_rel_error']:.2e} > {tol['max_rel']:.0e}")
+    if report["top1_agreement"] < tol["agreement"]:
+        failures.append(
+            f"top-1 agreement {100 * report['top1_agreement']:.2f}% < {100 * tol['agreement']:.1f}%"
+        )
+    if -report["accuracy_delta"] > tol["accuracy_drop"]:
+        failures.append(
+            f"accuracy {100 * report['top1_export']:.2f}% vs PyTorch {100 * report['top1_torch']:.2f}% "
+            f"(drop > {100 * tol['accuracy_drop']:.1f} points)"
+        )
+    if model is not None and onnx_path is not None and onnx_path.suffix == ".onnx":
+        report["weights_torch"] = weight_elements_torch(model)
+        report["weights_export"] = weight_elements_onnx(onnx_path)
+        if report["weights_torch"] != report["weights_export"]:
+            failures.append(
+                f"exported weights have {report['weights_export']:,} elements, PyTorch {report['weights_torch']:,}"
+            )
+    report["tolerance"] = tol
+    report["passed"] = not failures
+    if failures:
+        raise ExportValidationError(fmt, failures, report)
+    return report

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compress.artifacts import file_sha256
+from compress.cli import cli
+from compress.config import build
+from compress.errors import CompressError
+from compress.exporters.api import export
+from compress.exporters.base import BatchSpec, ExportConfig
+from compress.exporters.onnx import onnx_metadata
+
+
+def test_all_onnx_formats_validate_and_record_provenance(digits_model, tmp_path):
+    out = tmp_path / "e"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            str(digits_model),
+            "--format",
+            "onnx,onnx-int8,onnx-fp16",
+            "--output",
+            str(out),
+            "--calib-images",
+            "256",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "next: compress profile" in result.output
+    data = json.loads((out / "export.json").read_text())
+    assert set(data["formats"]) == {"onnx", "onnx-int8", "onnx-fp16"}
+    fp32 = data["formats"]["onnx"]["validation"]
+    assert fp32["max_abs_error"] <= 1e-4 and fp32["top1_agreement"] == 1.0
+    int8 = data["formats"]["onnx-int8"]["validation"]
+    assert (
+        abs(int8["accuracy_delta"]) <= 0.01
+    )  # within 1 point of fp32 on the real digits test split
+    for fmt, name in (
+        ("onnx", "model.onnx"),
+        ("onnx-int8", "model.int8.onnx"),
+        ("onnx-fp16", "model.fp16.onnx"),
+    ):
+        meta = json.loads(onnx_metadata(out / name)["compress"])
+        assert meta["source"]["sha256"] == file_sha256(digits_model)
+        assert (
+            meta["format"] == fmt
+            and meta["dataset"] == "digits"
+            and meta["input_shape"] == [1, 8, 8]
+        )
+        assert meta["toolkit_version"]
+
+
+def test_int8_keeps_fashion_mnist_accuracy(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from compress.data.fashion_mnist import SYSTEM_DIR
+
+    if not (SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian package dataset-fashion-mnist not installed")
+    from compress.train import TrainConfig, train
+
+    run = tmp_path / "fm"
+    cfg = build(
+        TrainConfig,
+        {
+            "model": "resnet8",
+            "epochs": 1,
+            "output": str(run),
+            "progress": False,
+            "data": {
+                "name": "fashion-mnist",
+                "batch_size": 64,
+                "train_subset": 6000,
+                "augment": "flip",
+            },
+            "optim": {"lr": 0.05},
+            "schedule": {"name": "cosine"},
+        },
+    )
+    train(cfg, log=lambda _m: None)
+    result = export(
+        ExportConfig(
+            model=str(run / "model.safetensors"),
+            format="onnx-int8",
+            output=str(tmp_path / "e"),
+            validate_images=2000,
+        ),
+        log=lambda _m: None,
+    )
+    v = result["formats"]["onnx-int8"]["validation"]
+    assert v["top1_torch"] > 0.7 and abs(v["accuracy_delta"]) <= 0.01
+
+
+def test_export_errors(digits_model, tmp_path):
+    cases = [
+        (["--format", "onx"], "Did you mean 'onnx'"),
+        (["--batch", "8:4:16"], "MIN ≤ OPT ≤ MAX"),
+        (["--batch", "a:b"], "MIN:OPT:MAX"),
+        (["--format", "onnx", "--precision", "int8"], "supports precision fp32"),
+        (["--format", "trt"], "pip install 'compress-toolkit[trt]'"),
+    ]
+    for extra, expected in cases:
+        result = CliRunner().invoke(
+            cli, ["export", str(digits_model), *extra, "--output", str(tmp_path / "o")]
+        )
+        assert result.exit_code == 1, (extra, result.output)
+        assert expected in result.output, (extra, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    missing = CliRunner().invoke(cli, ["export", str(tmp_path / "nope.safetensors")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_batch_spec():
+    assert str(BatchSpec.parse("1:32:64")) == "1:32:64"
+    assert (BatchSpec.parse("8").min, BatchSpec.parse("8").max) == (8, 8)
+    with pytest.raises(CompressError):
+        BatchSpec.parse("0:1:2")
