@@ -1,0 +1,349 @@
+"""``compress profile``: latency percentiles per batch size, accuracy, size, memory, environment.
+
+Local and remote runs go through the same measurement code (`compress.deploy.agent`); remote
+runs execute it on the device with only numpy and onnxruntime/tensorrt there.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.config import NO_HASH
+from compress.errors import CompressError
+
+SUFFIX_RUNTIME = {
+    ".safetensors": "torch",
+    ".onnx": "onnxruntime",
+    ".plan": "tensorrt",
+    ".engine": "tensorrt",
+}
+
+
+@dataclass
+class ProfileSettings:
+    """How to profile.
+
+    Attributes:
+        runtime: ``torch``, ``onnxruntime`` or ``tensorrt`` (default: from the file suffix).
+        target: ``local`` or ``ssh://user@host[:port]``.
+        batches: batch sizes of the sweep.
+        warmup: untimed calls before timing each batch size.
+        iters: timed calls per batch size (at least).
+        duration: time each batch size for at least this many seconds.
+        eval_images: real test images for the accuracy check (0 = skip).
+        data_dir: where the model's dataset is.
+        precision: ``tensorrt`` built from an ONNX/model file: fp32, fp16 or int8.
+        batch_profile: TensorRT optimisation profile ``MIN:OPT:MAX`` (widened to cover `batches`).
+        threads: CPU threads (onnxruntime intra-op, torch).
+        providers: onnxruntime execution providers (default CPU).
+        device: torch runtime device (auto, cpu, cuda).
+        compile: torch runtime: ``torch.compile`` the model.
+        ssh_config: an extra ssh config file for ssh targets (``ssh -F``).
+        remote_python: the Python interpreter on the device.
+        json: also write the result to this file.
+    """
+
+    runtime: str | None = None
+    target: str = "local"
+    batches: list[int] = field(default_factory=lambda: [1, 64])
+    warmup: int = 10
+    iters: int = 50
+    duration: float = 0.0
+    eval_images: int = 1000
+    data_dir: str | None = field(default=None, metadata=NO_HASH)
+    precision: str = "fp16"
+    batch_profile: str = "1:32:64"
+    threads: int | None = None
+    providers: list[str] | None = None
+    device: str = "auto"
+    compile: bool = False
+    ssh_config: str | None = field(default=None, metadata=NO_HASH)
+    remote_python: str = "python3"
+    json: str | None = field(default=None, metadata=NO_HASH)
+
+    def __post_init__(self) -> None:
+        if not self.batches or any(b < 1 for b in self.batches):
+            raise ValueError(f"batch sizes must be ≥ 1, got {self.batches}")
+        if self.iters < 1 or self.warmup < 0:
+            raise ValueError("iters must be ≥ 1 and warmup ≥ 0")
+
+
+def model_metadata(path: Path) -> dict[str, Any]:
+    """Dataset, normalisation and input shape of a model file, ONNX export or engine."""
+    from compress.artifacts import read_header
+    from compress.exporters.onnx import onnx_metadata
+
+    suffix = path.suffix
+    if suffix == ".safetensors":
+        header = read_header(path)
+        shape = [
+            int(header.get("in_channels", 3)),
+            *[int(v) for v in header.get("input_size") or (32, 32)],
+        ]
+        return {**header, "input_shape": shape}
+    if suffix == ".onnx":
+        if not path.exists():
+            raise CompressError(f"'{path}' does not exist; check the path")
+        raw = onnx_metadata(path).get("compress")
+        return json.loads(raw) if raw else {}
+    if suffix in (".plan", ".engine"):
+        index = path.parent / "export.json"
+        if index.exists():
+            formats = json.loads(index.read_text()).get("formats", {})
+            for entry in formats.values():
+                if Path(entry.get("path", "")).name == path.name:
+                    return model_metadata(Path(json.loads(index.read_text())["source"]["path"]))
+        return {}
+    raise CompressError(
+        f"cannot profile '{path}': give a .safetensors model, an .onnx export or a TensorRT .plan"
+    )
+
+
+def write_eval_set(
+    meta: dict[str, Any], count: int, data_dir: str | None, path: Path
+) -> Path | None:
+    """A compact evaluation set (uint8 images, labels, mean, std) as .npz, or None without a dataset."""
+    import numpy as np
+
+    from compress.data import sample_split
+
+    if count <= 0 or not meta.get("dataset"):
+        return None
+    images, labels, info = sample_split(meta["dataset"], "test", count, data_dir=data_dir)
+    mean = meta.get("mean") or list(info.mean)
+    std = meta.get("std") or list(info.std)
+    np.savez_compressed(
+        path,
+        images=images,
+        labels=labels,
+        mean=np.asarray(mean, np.float32),
+        std=np.asarray(std, np.float32),
+    )
+    return path
+
+
+def _onnx_for(
+    path: Path, meta: dict[str, Any], precision: str, tmp: Path, data_dir: str | None
+) -> Path:
+    """The ONNX file to run or build an engine from (exported from a .safetensors when needed)."""
+    if path.suffix == ".onnx":
+        return path
+    from compress.exporters.api import export
+    from compress.exporters.base import ExportConfig
+
+    fmt = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}.get(precision, "onnx")
+    config = ExportConfig(
+        model=str(path),
+        format=fmt,
+        output=str(tmp),
+        data_dir=data_dir,
+        activation_type="int8",
+        validate_images=200,
+    )
+    result = export(config, log=lambda _m: None)
+    return Path(result["formats"][fmt]["path"])
+
+
+def _engine_profile(settings: ProfileSettings) -> tuple[int, int, int]:
+    from compress.exporters.base import BatchSpec
+
+    spec = BatchSpec.parse(settings.batch_profile)
+    return spec.min, spec.opt, max(spec.max, *settings.batches)
+
+
+def profile_model(
+    path: str | Path, settings: ProfileSettings, *, log: Any = print
+) -> dict[str, Any]:
+    """Profile one model file, export or engine on ``settings.target``.
+
+    Returns:
+        ``{"batches": {"1": {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput"}, ...},
+        "top1", "accuracy", "model_bytes", "peak_rss_mb", "gpu_mem_mb", "power", "environment",
+        "runtime", "target", "model"}``.
+    """
+    from compress.deploy import agent
+    from compress.deploy.targets import LocalTarget, parse_target
+
+    model = Path(path)
+    if not model.exists():
+        raise CompressError(f"'{model}' does not exist; check the path")
+    runtime = settings.runtime or SUFFIX_RUNTIME.get(model.suffix)
+    if runtime is None:
+        raise CompressError(
+            f"cannot tell the runtime of '{model}'; pass --runtime torch, onnxruntime or tensorrt"
+        )
+    from compress.deploy.runners import RUNNERS
+
+    RUNNERS.get(runtime)  # unknown runtimes get a suggestion
+    if runtime == "torch" and model.suffix != ".safetensors":
+        raise CompressError("--runtime torch needs a .safetensors model file")
+    target = parse_target(
+        settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
+    )
+    meta = model_metadata(model)
+    shape = meta.get("input_shape")
+    batches = sorted(set(settings.batches))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        eval_path = write_eval_set(meta, settings.eval_images, settings.data_dir, tmp / "eval.npz")
+        timing = {"warmup": settings.warmup, "iters": settings.iters, "duration": settings.duration}
+        if isinstance(target, LocalTarget):
+            runner = _local_runner(model, runtime, meta, settings, tmp, log)
+            try:
+                result = agent.profile_runner(
+                    runner,
+                    batches,
+                    model_path=str(model),
+                    eval_path=str(eval_path) if eval_path else None,
+                    input_shape=shape,
+                    **timing,
+                )
+            except agent.AgentError as exc:
+                raise CompressError(str(exc)) from None
+            finally:
+                runner.close()
+        else:
+            result = _remote(model, runtime, meta, settings, target, tmp, eval_path, batches, log)
+    result.update(model=str(model), runtime=runtime, target=str(target))
+    result["top1"] = (result.get("accuracy") or {}).get("top1")
+    if settings.json:
+        from compress.artifacts import atomic_write_json
+
+        atomic_write_json(settings.json, result)
+    return result
+
+
+def _local_runner(
+    model: Path, runtime: str, meta: dict[str, Any], settings: ProfileSettings, tmp: Path, log: Any
+) -> Any:
+    from compress.deploy import agent
+    from compress.deploy.runners import make_runner
+
+    try:
+        if runtime == "torch":
+            return make_runner(
+                "torch",
+                str(model),
+                device=settings.device,
+                compile=settings.compile,
+                threads=settings.threads,
+            )
+        if runtime == "onnxruntime":
+            onnx = _onnx_for(model, meta, "fp32", tmp, settings.data_dir)
+            return make_runner(
+                "onnxruntime", str(onnx), providers=settings.providers, threads=settings.threads
+            )
+        if model.suffix in (".plan", ".engine"):
+            return make_runner("tensorrt", str(model))
+        from compress.exporters.tensorrt import require_tensorrt
+
+        require_tensorrt()
+        onnx = _onnx_for(model, meta, settings.precision, tmp, settings.data_dir)
+        plan = agent.build_cached(
+            str(onnx),
+            settings.precision,
+            _engine_profile(settings),
+            meta["input_shape"],
+            str(Path.home() / ".cache" / "compress" / "engines"),
+            log=log,
+        )
+        return make_runner("tensorrt", plan)
+    except agent.AgentError as exc:
+        raise CompressError(str(exc)) from None
+
+
+def _remote(
+    model: Path,
+    runtime: str,
+    meta: dict[str, Any],
+    settings: ProfileSettings,
+    target: Any,
+    tmp: Path,
+    eval_path: Path | None,
+    batches: list[int],
+    log: Any,
+) -> dict[str, Any]:
+    if runtime == "torch":
+        raise CompressError(
+            "the device agent runs onnxruntime and tensorrt, not torch: profile an ONNX export, or the "
+            ".safetensors file with --runtime onnxruntime (it is exported first)"
+        )
+    if model.suffix in (".plan", ".engine"):
+        raise CompressError(
+            "TensorRT engines are built on the device: give the .onnx export (or the model file) with --runtime tensorrt"
+        )
+    precision = settings.precision if runtime == "tensorrt" else "fp32"
+    onnx = _onnx_for(model, meta, precision, tmp, settings.data_dir)
+    files = [onnx] + ([eval_path] if eval_path else [])
+    args = [
+        "profile",
+        onnx.name,
+        "--runtime",
+        runtime,
+        "--batches",
+        ",".join(map(str, batches)),
+        "--warmup",
+        str(settings.warmup),
+        "--iters",
+        str(settings.iters),
+        "--duration",
+        str(settings.duration),
+    ]
+    if eval_path:
+        args += ["--eval", eval_path.name]
+    if meta.get("input_shape"):
+        args += ["--input-shape", ",".join(map(str, meta["input_shape"]))]
+    if runtime == "tensorrt":
+        args += [
+            "--build",
+            precision,
+            "--batch-profile",
+            ":".join(map(str, _engine_profile(settings))),
+        ]
+    if settings.threads:
+        args += ["--threads", str(settings.threads)]
+    if settings.providers:
+        args += ["--providers", ",".join(settings.providers)]
+    log(f"profiling {onnx.name} with {runtime} on {target}")
+    return target.run_agent(files, args)
+
+
+def results_table(result: dict[str, Any]) -> str:
+    """The per-batch latency table ``compress profile`` prints."""
+    env = result.get("environment") or {}
+    gpu = (env.get("gpu") or {}).get("name")
+    lines = [
+        f"{result['model']} on {result['target']} with {result['runtime']} "
+        f"({env.get('cpu', '?')}, {env.get('cores', '?')} cores{', ' + gpu if gpu else ''})",
+        "",
+        "| batch | p50 ms | p90 ms | p99 ms | mean ms | throughput (img/s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b, s in result["batches"].items():
+        lines.append(
+            f"| {b} | {s['p50_ms']:.3f} | {s['p90_ms']:.3f} | {s['p99_ms']:.3f} | {s['mean_ms']:.3f} | {s['throughput']:.0f} |"
+        )
+    facts = [f"size {result['model_bytes'] / 1e6:.2f} MB"]
+    if result.get("top1") is not None:
+        facts.insert(
+            0, f"top-1 {100 * result['top1']:.2f}% on {result['accuracy']['samples']:,} test images"
+        )
+    if result.get("peak_rss_mb"):
+        facts.append(f"peak RSS {result['peak_rss_mb']:.0f} MB")
+    if result.get("gpu_mem_mb") is not None:
+        facts.append(f"GPU memory {result['gpu_mem_mb']:.0f} MB")
+    power = result.get("power") or {}
+    if power.get("power_mw_mean"):
+        facts.append(f"board power {power['power_mw_mean'] / 1000:.2f} W (tegrastats)")
+    jetson = env.get("jetson")
+    if jetson:
+        mode = (jetson.get("nvpmodel") or {}).get("name")
+        facts.append(
+            f"L4T {jetson.get('l4t')}, nvpmodel {mode}, jetson_clocks {'on' if jetson.get('jetson_clocks') else 'off'}"
+        )
+    lines += ["", "; ".join(facts)]
+    return "\n".join(lines)

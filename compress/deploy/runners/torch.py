@@ -1,0 +1,50 @@
+"""PyTorch eager runner for ``.safetensors`` model files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.deploy.agent import Runner
+
+
+class TorchRunner(Runner):
+    """`compress.load_model` + ``model(x)`` under ``inference_mode`` (optionally ``torch.compile``)."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        device: str = "cpu",
+        compile: bool = False,
+        threads: int | None = None,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        from compress.artifacts import load_model
+        from compress.engine.device import resolve_device
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = resolve_device(device)
+        self.model = load_model(path, device=self.device)
+        header = self.model.compress_header
+        self.input_shape = (
+            None,
+            int(header.get("in_channels", 3)),
+            *[int(v) for v in header.get("input_size") or (32, 32)],
+        )
+        self.forward = torch.compile(self.model) if compile else self.model
+
+    def gpu_memory_bytes(self) -> int | None:
+        """Peak CUDA memory torch allocated (None on the CPU)."""
+        return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
+
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.forward(torch.from_numpy(images).to(self.device))
+            return out.float().cpu().numpy()
