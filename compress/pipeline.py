@@ -77,27 +77,84 @@ class StageResult:
     summary: dict[str, Any]
 
 
+def _lazy(module: str, name: str) -> Callable[..., dict[str, Any]]:
+    """``run(config, log)`` that imports the verb's public function only when a stage runs."""
+
+    def run(config: Any, log: Callable[[str], None]) -> dict[str, Any]:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(config, log=log)
+
+    return run
+
+
+def _train_row(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"top-1": summary.get("top1"), "params": summary.get("params")}
+
+
+def _prune_row(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"top-1": summary.get("top1"), "params": summary.get("params_after")}
+
+
+def _export_row(summary: dict[str, Any]) -> dict[str, Any]:
+    checks = [
+        f"{fmt} {100 * e['validation']['top1_export']:.2f}%"
+        for fmt, e in summary.get("formats", {}).items()
+    ]
+    return {"exports": ", ".join(checks)}
+
+
+def _run_benchmark(config: Any, log: Callable[[str], None]) -> dict[str, Any]:
+    from compress.deploy.benchmark import benchmark
+
+    result = benchmark(config, log=log)
+    return {"table": result["table"], "gate": result["gate"], "output": result["output"]}
+
+
 def _register_builtin_stages() -> None:
     if "train" in STAGES:
         return
-    from compress.train import TrainConfig, train
-
-    def row(summary: dict[str, Any]) -> dict[str, Any]:
-        return {"top-1": summary.get("top1"), "params": summary.get("params")}
-
-    STAGES.add("train", StageType(TrainConfig, train, resumable=True, row=row))
-
+    from compress.deploy.benchmark import BenchmarkConfig
     from compress.distill.config import DistillConfig
-
-    def run_distill(config: DistillConfig, log: Callable[[str], None]) -> dict[str, Any]:
-        from compress.distill.api import distill
-
-        return distill(config, log=log)
+    from compress.exporters.base import ExportConfig
+    from compress.prune.config import PruneConfig
+    from compress.train import TrainConfig
 
     STAGES.add(
-        "distill",
-        StageType(DistillConfig, run_distill, model_fields=("teacher",), resumable=True, row=row),
+        "train",
+        StageType(TrainConfig, _lazy("compress.train", "train"), resumable=True, row=_train_row),
     )
+    STAGES.add(
+        "distill",
+        StageType(
+            DistillConfig,
+            _lazy("compress.distill.api", "distill"),
+            ("teacher",),
+            resumable=True,
+            row=_train_row,
+        ),
+    )
+    STAGES.add(
+        "prune",
+        StageType(
+            PruneConfig,
+            _lazy("compress.prune.api", "prune"),
+            ("model", "teacher"),
+            resumable=True,
+            row=_prune_row,
+        ),
+    )
+    STAGES.add(
+        "export",
+        StageType(
+            ExportConfig,
+            _lazy("compress.exporters.api", "export"),
+            ("model",),
+            "model.onnx",
+            row=_export_row,
+        ),
+    )
+    STAGES.add("benchmark", StageType(BenchmarkConfig, _run_benchmark, ("models",), "benchmark.md"))
 
 
 def load_pipeline(path: str | Path) -> dict[str, Any]:
@@ -167,11 +224,18 @@ def plan_pipeline(
         cfg = deep_merge({k: v for k, v in defaults.items() if k in fields}, raw)
         if device and "device" in fields:
             cfg["device"] = device
-        for field_name in stype.model_fields:
-            ref = cfg.get(field_name)
+
+        def resolve(ref: Any) -> Any:
             if isinstance(ref, str) and ref in by_name:
                 earlier = by_name[ref]
-                cfg[field_name] = str(earlier.directory / earlier.stage_type.output_file)
+                return str(earlier.directory / earlier.stage_type.output_file)
+            return ref
+
+        for field_name in stype.model_fields:
+            value = cfg.get(field_name)
+            cfg[field_name] = (
+                [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+            )
         stage_dir = root / name
         cfg["output"] = str(stage_dir)
         config = build(stype.config_cls, cfg, where=f"{path}: stage '{name}'")
@@ -210,11 +274,12 @@ def run_pipeline(
             stage.config,
             stage.directory,
         )
-        inputs = {
-            f: file_sha256(getattr(config, f))
-            for f in stype.model_fields
-            if isinstance(getattr(config, f, None), str) and Path(getattr(config, f)).is_file()
-        }
+        inputs = {}
+        for f in stype.model_fields:
+            value = getattr(config, f, None)
+            for i, ref in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(ref, str) and Path(ref).is_file():
+                    inputs[f"{f}[{i}]"] = file_sha256(ref)
         digest = config_hash({"type": kind, "config": hashed_dict(config), "inputs": inputs})
         marker = _read_marker(stage_dir)
         t0 = time.perf_counter()

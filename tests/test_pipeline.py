@@ -67,3 +67,58 @@ def test_pipeline_errors(tmp_path):
     bad.write_text("stage: []\n")
     with pytest.raises(ConfigError, match="Did you mean 'stages'"):
         run_pipeline(bad, output=tmp_path / "o")
+
+
+def test_whole_chain_with_stage_references_and_resume(tmp_path):
+    """train → distill → prune → export → benchmark, each stage naming the one before it."""
+    fast = {"epochs": 1, "optim": {"lr": 0.1}, "schedule": {"name": "cosine"}, "progress": False}
+    stages = [
+        {"name": "teacher", "type": "train", "model": "resnet8", **fast},
+        {
+            "name": "student",
+            "type": "distill",
+            "teacher": "teacher",
+            "student": "resnet8",
+            "method": "kd",
+            **fast,
+        },
+        {
+            "name": "pruned",
+            "type": "prune",
+            "model": "student",
+            "prune": {"ratio": 0.5},
+            "finetune_epochs": 1,
+            "teacher": "teacher",
+            "latency": False,
+        },
+        {
+            "name": "export",
+            "type": "export",
+            "model": "pruned",
+            "format": "onnx",
+        },
+        {
+            "name": "bench",
+            "type": "benchmark",
+            "models": ["pruned"],
+            "formats": ["torch", "onnx"],
+            "batches": [1, 8],
+            "profile": {"iters": 2, "eval_images": 100},
+        },
+    ]
+    path = _write(tmp_path, stages, defaults={"data": {"name": "digits", "batch_size": 32}})
+    out = tmp_path / "out"
+    first = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in first] == ["ran"] * 5
+    assert (out / "bench" / "benchmark.md").exists() and (out / "bench" / "pareto.png").exists()
+    assert (
+        json.loads((out / "pruned" / "summary.json").read_text())["params_after"]
+        < first[0].summary["params"]
+    )
+    again = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in again] == ["skipped"] * 5
+    # a changed prune ratio re-runs the prune stage and everything downstream of it
+    stages[2]["prune"] = {"ratio": 0.4}
+    path = _write(tmp_path, stages, defaults={"data": {"name": "digits", "batch_size": 32}})
+    third = run_pipeline(path, output=out, log=lambda _m: None)
+    assert [r.status for r in third] == ["skipped", "skipped", "ran", "ran", "ran"]

@@ -49,12 +49,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from compress.cli import distill, info, listing, run, train
+    from compress.cli import benchmark, distill, export, info, listing, profile, prune, run, train
     from compress.cli import eval as eval_cmd
 
     for command in (
         train.train,
         distill.distill,
+        prune.prune,
+        export.export,
+        profile.profile,
+        benchmark.benchmark,
         eval_cmd.eval_cmd,
         info.info,
         run.run,

@@ -20,7 +20,7 @@ from compress.cli.common import echo
     "--dry-run", is_flag=True, help="Check every stage's config and print the plan; run nothing."
 )
 def run(config: str, output: str | None, device: str | None, dry_run: bool) -> None:
-    """Run the stages of a pipeline YAML file (stage types today: train, distill).
+    """Run the stages of a pipeline YAML file (stage types: train, distill, prune, export, benchmark).
 
     Each stage writes into OUTPUT/<stage name>/. A finished stage whose resolved config and
     inputs are unchanged is skipped, so re-running resumes; see configs/quickstart.yaml.
@@ -39,3 +39,8 @@ def run(config: str, output: str | None, device: str | None, dry_run: bool) -> N
     results = run_pipeline(config, output=output, device=device, log=echo)
     echo("")
     echo(results_table(results))
+    tables = [r for r in results if r.type == "benchmark" and r.summary.get("table")]
+    if tables:
+        echo("")
+        echo(f"benchmark ({tables[-1].summary['output']}):")
+        echo(tables[-1].summary["table"])

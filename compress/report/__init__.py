@@ -1,0 +1,1 @@
+"""Benchmark tables (Markdown, CSV, JSON) and the accuracy-vs-latency plot."""

@@ -1,0 +1,65 @@
+"""Accuracy vs latency: one point per format, one colour per model, the Pareto front drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both lower latency (x) and higher accuracy (y)."""
+    front = []
+    best = float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> Path:
+    """Write the plot of the rows whose status is ok (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compress.artifacts import atomic_path
+
+    ok = [
+        r for r in rows if r.get("status") == "ok" and r.get("p50_ms") and r.get("top1") is not None
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    models = list(dict.fromkeys(r["model"] for r in ok))
+    for i, model in enumerate(models):
+        pts = [(r["p50_ms"], 100 * r["top1"], r["format"]) for r in ok if r["model"] == model]
+        ax.scatter(
+            [p[0] for p in pts], [p[1] for p in pts], s=40, color=f"C{i}", label=model, zorder=3
+        )
+        for x, y, name in pts:
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    front = pareto_front([(r["p50_ms"], 100 * r["top1"]) for r in ok])
+    if len(front) > 1:
+        ax.plot(
+            [p[0] for p in front],
+            [p[1] for p in front],
+            "--",
+            color="grey",
+            linewidth=1,
+            label="Pareto front",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency (ms, log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ok:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no format ran", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target

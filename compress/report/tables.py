@@ -1,0 +1,49 @@
+"""The benchmark table in Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+COLUMNS = ("model", "format", "status", "size_mb", "top1", "p50_ms", "p99_ms", "throughput")
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key == "top1":
+        return f"{100 * value:.2f}%"
+    if key in ("size_mb", "p50_ms", "p99_ms"):
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+    if key == "throughput":
+        return f"{value:,.0f}"
+    return str(value)
+
+
+def markdown(rows: list[dict[str, Any]], *, latency_batch: int, throughput_batch: int) -> str:
+    """One row per (model, format): status, size, top-1, latency at `latency_batch`, throughput."""
+    header = [
+        "model",
+        "format",
+        "status",
+        "size (MB)",
+        "top-1",
+        f"p50 ms (batch {latency_batch})",
+        f"p99 ms (batch {latency_batch})",
+        f"throughput img/s (batch {throughput_batch})",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(k, row.get(k)) for k in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The same rows as CSV (raw numbers)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in COLUMNS})
+    return buf.getvalue()

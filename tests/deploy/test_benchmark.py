@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compress.cli import cli
+from compress.config import build
+from compress.deploy.benchmark import BenchmarkConfig
+from compress.errors import ConfigError
+from compress.report.plots import pareto_front
+
+
+def test_benchmark_table_files_plot_and_unavailable_formats(digits_model, tmp_path):
+    out = tmp_path / "b"
+    args = [
+        "benchmark",
+        str(digits_model),
+        "--formats",
+        "torch,onnx,onnx-int8,trt-fp16",
+        "--iters",
+        "3",
+        "--eval-images",
+        "200",
+        "--output",
+        str(out),
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "benchmark.json").read_text())["rows"]
+    by_format = {r["format"]: r for r in rows}
+    for fmt in ("torch", "onnx", "onnx-int8"):
+        r = by_format[fmt]
+        assert r["status"] == "ok" and r["top1"] > 0.9 and r["p50_ms"] > 0 and r["throughput"] > 0
+    assert by_format["onnx-int8"]["size_mb"] < by_format["onnx"]["size_mb"]
+    trt = by_format["trt-fp16"]["status"]
+    assert trt.startswith("export failed") or trt == "ok"
+    assert "| onnx-int8 | ok |" in (out / "benchmark.md").read_text()
+    with open(out / "benchmark.csv") as fh:
+        assert [r["format"] for r in csv.DictReader(fh)] == [
+            "torch",
+            "onnx",
+            "onnx-int8",
+            "trt-fp16",
+        ]
+    png = (out / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_min_accuracy_gate_exits_non_zero(digits_model, tmp_path):
+    args = [
+        "benchmark",
+        str(digits_model),
+        "--formats",
+        "onnx",
+        "--iters",
+        "2",
+        "--eval-images",
+        "100",
+        "--output",
+        str(tmp_path / "g"),
+    ]
+    passed = CliRunner().invoke(cli, [*args, "--min-accuracy", "0.5"])
+    assert passed.exit_code == 0, passed.output
+    failed = CliRunner().invoke(cli, [*args, "--min-accuracy", "99.9"])
+    assert failed.exit_code == 1 and "accuracy gate failed" in failed.output
+
+
+def test_benchmark_errors(digits_model, tmp_path):
+    with pytest.raises(ConfigError, match="Did you mean 'onnx-int8'"):
+        build(BenchmarkConfig, {"formats": ["onnx-int9"]})
+    for args, expected in [
+        ([str(tmp_path / "none.safetensors")], "does not exist"),
+        ([str(digits_model), "--target", "ftp://x"], "bad --target"),
+        ([], "give at least one model"),
+    ]:
+        result = CliRunner().invoke(cli, ["benchmark", *args, "--output", str(tmp_path / "o")])
+        assert result.exit_code == 1 and expected in result.output, result.output
+
+
+def test_pareto_front():
+    assert pareto_front([(1, 90), (2, 95), (3, 94), (0.5, 80), (2.5, 96)]) == [
+        (0.5, 80),
+        (1, 90),
+        (2, 95),
+        (2.5, 96),
+    ]
