@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from compress._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -22,9 +24,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -116,3 +116,33 @@ FAST_DIGITS = {
     "schedule": {"name": "cosine"},
     "progress": False,
 }
+
+
+def reloads_identically(path: Path, x, expected, *, params: int | None = None) -> bool:
+    """Whether a fresh Python process loads `path` and reproduces `expected` = model(x) exactly
+    (and, if given, has `params` parameters)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(x, f"{tmp}/x.pt")
+        torch.save(expected.detach(), f"{tmp}/y.pt")
+        code = (
+            "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
+            "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
+            "n = sum(p.numel() for p in m.parameters()); want = int(sys.argv[4]);"
+            "sys.exit(0 if torch.equal(m(x), y) and (want < 0 or n == want) else 1)"
+        )
+        args = [
+            sys.executable,
+            "-c",
+            code,
+            str(path),
+            f"{tmp}/x.pt",
+            f"{tmp}/y.pt",
+            str(-1 if params is None else params),
+        ]
+        return subprocess.run(args).returncode == 0

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from compress.artifacts import (
     read_header,
 )
 from compress.errors import CompressError, ModelFileError
+from tests.conftest import reloads_identically
 
 
 def test_save_load_round_trip_identical_outputs(tmp_path):
@@ -41,17 +40,7 @@ def test_reload_in_fresh_process(tmp_path):
     model = compress.create_model("wrn_16_1", num_classes=5).eval()
     path = compress.save_model(model, tmp_path / "m.safetensors")
     x = torch.randn(2, 3, 32, 32)
-    torch.save(x, tmp_path / "x.pt")
-    torch.save(model(x).detach(), tmp_path / "y.pt")
-    code = (
-        "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
-        "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
-        "sys.exit(0 if torch.equal(m(x), y) else 1)"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]
-    )
-    assert run.returncode == 0
+    assert reloads_identically(path, x, model(x))
 
 
 def test_parent_provenance_and_carried_header(tmp_path):

@@ -5,8 +5,7 @@ Names are imported lazily so that reading `DistillConfig` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from compress._lazy import lazy_getattr
 
 _LAZY = {
     "DistillConfig": "compress.distill.config",
@@ -19,7 +18,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress.distill' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

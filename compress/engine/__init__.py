@@ -6,8 +6,7 @@ import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from compress._lazy import lazy_getattr
 
 _LAZY = {
     "resolve_device": "compress.engine.device",
@@ -24,7 +23,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress.engine' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,20 @@ from compress.prune.settings import PruneSettings
 from compress.prune.structured import append_record, check_prunable, prune_channels
 
 PLAN_FILE = "prune.json"
+
+
+@dataclass
+class _Job:
+    """What every step of one ``compress prune`` run shares."""
+
+    config: PruneConfig
+    info: Any
+    shape: tuple[int, int, int]
+    train_loader: Any
+    eval_loader: Any
+    device: Any
+    digest: str
+    log: Any
 
 
 def _measure(
@@ -130,6 +144,7 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
     digest = config_hash({"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]})
     write_config(config, out)
     train_loader, eval_loader = build_loaders(data, data_settings, device=device, seed=config.seed)
+    job = _Job(config, info, shape, train_loader, eval_loader, device, digest, log)
 
     resumable = config.resume and (out / PLAN_FILE).exists() and (out / "last.safetensors").exists()
     if resumable:
@@ -141,34 +156,11 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         model = load_model(out / "last.safetensors", device=device)
         log(f"resuming the fine-tuning in {out}")
     else:
-        model, plan = _prune(
-            source,
-            config,
-            shape,
-            info,
-            data_settings,
-            train_loader,
-            eval_loader,
-            device,
-            digest,
-            out,
-            log,
-        )
+        model, plan = _prune(source, job, out)
     before, after_prune = plan["before"], plan["after_prune"]
 
     if config.finetune_epochs > 0:
-        tuned = _finetune(
-            model,
-            config,
-            info,
-            train_loader,
-            eval_loader,
-            device,
-            digest,
-            out,
-            config.finetune_epochs,
-            log,
-        )
+        tuned = _finetune(model, job, out, config.finetune_epochs)
         model = load_model(out / "model.safetensors", device=device)
         fine_top1: float | None = tuned["top1"]
     else:
@@ -199,9 +191,15 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
     return {**summary, "output": str(out)}
 
 
-def _prune(
-    source, config, shape, info, data_settings, train_loader, eval_loader, device, digest, out, log
-):
+def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str, Any]]:
+    config, shape, eval_loader, log, digest = (
+        job.config,
+        job.shape,
+        job.eval_loader,
+        job.log,
+        job.digest,
+    )
+    device = job.device
     before = _measure(source.to(device), shape, eval_loader, config)
     before["file_bytes"] = Path(config.model).stat().st_size
     settings = config.prune
@@ -213,7 +211,7 @@ def _prune(
         settings = replace(settings, ratio=ratio)
     model = copy.deepcopy(source).cpu()
     model.compress_header = model_header(source)
-    xb, yb = (t.cpu() for t in next(iter(train_loader)))
+    xb, yb = (t.cpu() for t in next(iter(job.train_loader)))
 
     def grad_fn(m: nn.Module) -> None:
         F.cross_entropy(m(xb), yb).backward()
@@ -226,18 +224,7 @@ def _prune(
             model.compress_header["pruning"] = append_record(
                 model_header(source).get("pruning"), partial
             )
-            _finetune(
-                model,
-                config,
-                info,
-                train_loader,
-                eval_loader,
-                device,
-                digest,
-                out / f"step{step + 1}",
-                config.step_epochs,
-                log,
-            )
+            _finetune(model, job, out / f"step{step + 1}", config.step_epochs)
             model.cpu()
 
     record = prune_channels(model, shape, settings, grad_fn=grad_fn, between_steps=between_steps)
@@ -284,13 +271,13 @@ def _check_finetune_method(config: PruneConfig) -> None:
     method_settings(config.method_name, config.preset, config.method_args)
 
 
-def _finetune(
-    model, config, info, train_loader, eval_loader, device, digest, out, epochs, log
-) -> dict[str, Any]:
+def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, Any]:
     from compress.distill.api import METHODS
     from compress.distill.base import DistillContext
     from compress.distill.config import method_settings
     from compress.engine import fit
+
+    config, info, device, log = job.config, job.info, job.device, job.log
 
     spec = METHODS.get(config.method_name)  # checked by _check_finetune_method
     teacher = (
@@ -304,7 +291,7 @@ def _finetune(
         check_compatible(teacher.compress_header, info, what="teacher")
     settings = method_settings(config.method_name, config.preset, config.method_args)
     ctx = DistillContext(
-        info=info, device=device, seed=config.seed, eval_loader=eval_loader, log=log
+        info=info, device=device, seed=config.seed, eval_loader=job.eval_loader, log=log
     )
     task = spec.build(model, teacher, settings, ctx)
     header = model_header(model)
@@ -314,12 +301,12 @@ def _finetune(
     )
     return fit(
         task,
-        train_loader,
-        eval_loader,
+        job.train_loader,
+        job.eval_loader,
         config.train_settings(epochs),
         out_dir=out,
         device=device,
-        config_hash=digest,
+        config_hash=job.digest,
         save_meta={
             "pruning": header.get("pruning"),
             "parent": config.model,

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import torch
 from click.testing import CliRunner
@@ -10,6 +8,7 @@ from click.testing import CliRunner
 import compress
 from compress.artifacts import file_sha256, read_header
 from compress.cli import cli
+from tests.conftest import reloads_identically
 
 
 def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
@@ -55,24 +54,9 @@ def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
     # reloads in a fresh process with the pruned size and identical outputs
     model = compress.load_model(out / "model.safetensors")
     x = torch.randn(4, 1, 8, 8)
-    torch.save(x, tmp_path / "x.pt")
-    torch.save(model(x).detach(), tmp_path / "y.pt")
-    code = (
-        "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
-        "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
-        "n = sum(p.numel() for p in m.parameters());"
-        "sys.exit(0 if torch.equal(m(x), y) and n == int(sys.argv[4]) else 1)"
+    assert reloads_identically(
+        out / "model.safetensors", x, model(x), params=summary["params_after"]
     )
-    run = [
-        sys.executable,
-        "-c",
-        code,
-        str(out / "model.safetensors"),
-        str(tmp_path / "x.pt"),
-        str(tmp_path / "y.pt"),
-        str(summary["params_after"]),
-    ]
-    assert subprocess.run(run).returncode == 0
 
 
 def test_prune_errors_are_one_line(digits_model, tmp_path):

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
@@ -13,6 +10,7 @@ from compress.models import count_params, create_model, list_models, model_info
 from compress.prune import IMPORTANCES, PruneSettings, append_record, prune_channels
 from compress.prune.api import search_ratio
 from compress.prune.structured import UNSUPPORTED_FAMILIES
+from tests.conftest import reloads_identically
 
 ALL = list_models()
 
@@ -49,19 +47,7 @@ def test_save_load_round_trip_is_identical_in_a_fresh_process(tmp_path):
     x = torch.randn(3, 1, 28, 28)
     loaded = compress.load_model(path)
     assert torch.equal(loaded(x), model(x))
-    torch.save(x, tmp_path / "x.pt")
-    torch.save(model(x).detach(), tmp_path / "y.pt")
-    code = (
-        "import sys, torch, compress; m = compress.load_model(sys.argv[1]);"
-        "x = torch.load(sys.argv[2], weights_only=True); y = torch.load(sys.argv[3], weights_only=True);"
-        "sys.exit(0 if torch.equal(m(x), y) else 1)"
-    )
-    assert (
-        subprocess.run(
-            [sys.executable, "-c", code, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")]
-        ).returncode
-        == 0
-    )
+    assert reloads_identically(path, x, model(x))
 
 
 def test_pruning_a_pruned_model_replays_both_rounds(tmp_path):
