@@ -68,13 +68,13 @@ def test_int8_keeps_fashion_mnist_accuracy(tmp_path):
         TrainConfig,
         {
             "model": "resnet8",
-            "epochs": 1,
+            "epochs": 2,
             "output": str(run),
             "progress": False,
             "data": {
                 "name": "fashion-mnist",
                 "batch_size": 64,
-                "train_subset": 6000,
+                "train_subset": 10000,
                 "augment": "flip",
             },
             "optim": {"lr": 0.05},
@@ -92,7 +92,7 @@ def test_int8_keeps_fashion_mnist_accuracy(tmp_path):
         log=lambda _m: None,
     )
     v = result["formats"]["onnx-int8"]["validation"]
-    assert v["top1_torch"] > 0.7 and abs(v["accuracy_delta"]) <= 0.01
+    assert v["top1_torch"] > 0.75 and abs(v["accuracy_delta"]) <= 0.01
 
 
 def test_export_errors(digits_model, tmp_path):

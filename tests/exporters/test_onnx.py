@@ -9,23 +9,46 @@ import torch
 import compress
 from compress.exporters.onnx import export_onnx, onnx_metadata, ort_session
 from compress.exporters.validate import weight_elements_onnx, weight_elements_torch
-from compress.models import create_model, list_models
+from compress.models import create_model, list_models, model_info
 from compress.prune import PruneSettings, append_record, prune_channels
+
+
+def realistic(model: torch.nn.Module, channels: int = 3, size: int = 32) -> torch.nn.Module:
+    """Give BatchNorm running statistics that match the activations, as training does.
+
+    A freshly initialised deep network in eval mode has BN statistics of 0/1 whatever its
+    activations are, so its logits reach 1e8 and an absolute tolerance means nothing.
+    """
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(8, channels, size, size))
+    return model.eval()
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_zoo_model_exports_and_matches_pytorch(name, tmp_path):
+    """CIFAR zoo: max |Δ| ≤ 1e-4. torchvision's 50–150-layer ImageNet models: within the fp32
+    validation bound (1e-4 + 2e-3·max|logit|) with identical top-1."""
     torch.manual_seed(0)
-    model = create_model(name, num_classes=10, in_channels=3).eval()
+    model = realistic(create_model(name, num_classes=10, in_channels=3))
     path = export_onnx(model, tmp_path / "m.onnx", (3, 32, 32))
     session = ort_session(path)
+    cifar = model_info(name).get("source") == "cifar"
     for batch in (1, 7):
         x = torch.randn(batch, 3, 32, 32)
         with torch.no_grad():
             ref = model(x).numpy()
         got = session.run(None, {"input": x.numpy()})[0]
         assert got.shape == (batch, 10)
-        assert np.abs(got - ref).max() <= 1e-4, (name, batch, np.abs(got - ref).max())
+        err = np.abs(got - ref).max()
+        bound = 1e-4 if cifar else 1e-4 + 2e-3 * np.abs(ref).max()
+        assert err <= bound, (name, batch, err, bound)
+        assert (got.argmax(1) == ref.argmax(1)).all()
 
 
 def test_pruned_model_exports_at_its_pruned_size(tmp_path):
