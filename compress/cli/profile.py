@@ -36,6 +36,17 @@ def int_list(text: str | None) -> list[int] | None:
 @click.option("--precision", help="tensorrt built from ONNX/model: fp32, fp16 (default) or int8.")
 @click.option("--threads", type=int, help="CPU threads for onnxruntime / torch.")
 @click.option(
+    "--providers",
+    help="onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider.",
+)
+@click.option(
+    "--compile",
+    "compile_",
+    is_flag=True,
+    default=None,
+    help="torch runtime: torch.compile the model.",
+)
+@click.option(
     "--ssh-config", type=click.Path(dir_okay=False), help="Extra ssh config file for ssh targets."
 )
 @click.option("--remote-python", help="Python interpreter on the device (default python3).")
@@ -55,6 +66,7 @@ def profile(model: str, config_path: str | None, assignments: tuple[str, ...], *
     """
     from compress.deploy.profiler import ProfileSettings, profile_model, results_table
 
+    providers = kw.pop("providers")
     overrides = {
         "runtime": kw.pop("runtime"),
         "target": kw.pop("target"),
@@ -65,6 +77,8 @@ def profile(model: str, config_path: str | None, assignments: tuple[str, ...], *
         "eval_images": kw.pop("eval_images"),
         "precision": kw.pop("precision"),
         "threads": kw.pop("threads"),
+        "providers": [p.strip() for p in providers.split(",")] if providers else None,
+        "compile": kw.pop("compile_"),
         "ssh_config": kw.pop("ssh_config"),
         "remote_python": kw.pop("remote_python"),
         "data_dir": kw.pop("data_dir"),

@@ -93,10 +93,10 @@ def model_metadata(path: Path) -> dict[str, Any]:
     if suffix in (".plan", ".engine"):
         index = path.parent / "export.json"
         if index.exists():
-            formats = json.loads(index.read_text()).get("formats", {})
-            for entry in formats.values():
+            record = json.loads(index.read_text())
+            for entry in record.get("formats", {}).values():
                 if Path(entry.get("path", "")).name == path.name:
-                    return model_metadata(Path(json.loads(index.read_text())["source"]["path"]))
+                    return model_metadata(Path(record["source"]["path"]))
         return {}
     raise CompressError(
         f"cannot profile '{path}': give a .safetensors model, an .onnx export or a TensorRT .plan"

@@ -184,7 +184,12 @@ def fit(
             if device.type != "cpu" and (i + 1) % 50 == 0 and int(first_bad) >= 0:
                 _diverged(out, epoch, int(first_bad), steps_per_epoch, global_step, loss, epoch > 0)
             if progress.enabled and (i % 10 == 0 or i + 1 == steps_per_epoch):
-                progress.update(i + 1, f"loss {float(sums['loss']) / max(1, seen):.4f}")
+                rate = seen / max(1e-9, time.perf_counter() - t0)
+                progress.update(
+                    i + 1,
+                    f"loss {float(sums['loss']) / max(1, seen):.4f}  acc {100 * float(correct) / max(1, seen):.1f}%  "
+                    f"{rate:.0f} img/s",
+                )
         progress.end_epoch()
         if device.type != "cpu" and int(first_bad) >= 0:
             _diverged(out, epoch, int(first_bad), steps_per_epoch, global_step, loss, epoch > 0)
