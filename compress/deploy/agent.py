@@ -451,6 +451,15 @@ class Runner:
     def _infer_impl(self, images: Any) -> Any:
         raise NotImplementedError
 
+    def prepare(self, images: Any) -> Any:
+        """Stage a batch where the backend reads it (device buffer, tensor) for `run_prepared`."""
+        self.infer(images)  # validates the input once
+        return images
+
+    def run_prepared(self, prepared: Any) -> None:
+        """Run on a staged batch without input conversion or host↔device copies (model-only time)."""
+        self._infer_impl(prepared)
+
     def close(self) -> None:
         """Release resources."""
 
@@ -550,22 +559,34 @@ class TensorRTRunner(Runner):
         index = self.engine.get_binding_index(name)
         return tuple(tuple(s) for s in self.engine.get_profile_shape(0, index))
 
+    def prepare(self, images: Any) -> Any:
+        """Copy the batch to the device once and set the input shape."""
+        self.infer(images)
+        self.cuda.htod(self.d_in, images)
+        return images.shape
+
+    def run_prepared(self, prepared: Any) -> None:
+        """Execute on the staged device buffer and wait; no copies."""
+        self._execute(prepared)
+        self.cuda.sync(self.stream)
+
+    def _execute(self, shape: tuple[int, ...]) -> None:
+        if self.tensor_api:
+            self.context.set_input_shape(self.input_name, shape)
+            self.context.set_tensor_address(self.input_name, self.d_in)
+            self.context.set_tensor_address(self.output_name, self.d_out)
+            self.context.execute_async_v3(self.stream)
+        else:
+            self.context.set_binding_shape(self.engine.get_binding_index(self.input_name), shape)
+            self.context.execute_async_v2([self.d_in, self.d_out], self.stream)
+
     def _infer_impl(self, images: Any) -> Any:
         n = images.shape[0]
         if n < self.min_batch:
             raise AgentError(f"tensorrt: batch {n} is below the engine's minimum {self.min_batch}")
         self.cuda.htod(self.d_in, images)
         out = self.np.empty((n, self.classes), dtype=self.np.float32)
-        if self.tensor_api:
-            self.context.set_input_shape(self.input_name, images.shape)
-            self.context.set_tensor_address(self.input_name, self.d_in)
-            self.context.set_tensor_address(self.output_name, self.d_out)
-            self.context.execute_async_v3(self.stream)
-        else:
-            self.context.set_binding_shape(
-                self.engine.get_binding_index(self.input_name), images.shape
-            )
-            self.context.execute_async_v2([self.d_in, self.d_out], self.stream)
+        self._execute(images.shape)
         self.cuda.sync(self.stream)
         self.cuda.dtoh(out, self.d_out)
         return out
@@ -993,6 +1014,11 @@ def profile_runner(
                 lambda x=x: runner.infer(x), warmup=warmup, repeats=iters, min_seconds=duration
             )
             results["batches"][str(b)] = summarize(times, b)
+            staged = runner.prepare(x)
+            model_only = time_calls(
+                lambda s=staged: runner.run_prepared(s), warmup=warmup, repeats=iters
+            )
+            results["batches"][str(b)]["model_only"] = summarize(model_only, b)
     results["power"] = tegra.summary()
     if eval_path:
         data = np.load(eval_path)

@@ -161,7 +161,8 @@ def profile_model(
     """Profile one model file, export or engine on ``settings.target``.
 
     Returns:
-        ``{"batches": {"1": {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput"}, ...},
+        ``{"batches": {"1": {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput",
+        "model_only": {...same keys...}}, ...},
         "top1", "accuracy", "model_bytes", "peak_rss_mb", "gpu_mem_mb", "power", "environment",
         "runtime", "target", "model"}``.
     """
@@ -320,12 +321,14 @@ def results_table(result: dict[str, Any]) -> str:
         f"{result['model']} on {result['target']} with {result['runtime']} "
         f"({env.get('cpu', '?')}, {env.get('cores', '?')} cores{', ' + gpu if gpu else ''})",
         "",
-        "| batch | p50 ms | p90 ms | p99 ms | mean ms | throughput (img/s) |",
-        "|---|---|---|---|---|---|",
+        "| batch | p50 ms | p90 ms | p99 ms | mean ms | throughput (img/s) | model-only p50 ms |",
+        "|---|---|---|---|---|---|---|",
     ]
     for b, s in result["batches"].items():
+        model_only = s.get("model_only", {}).get("p50_ms")
         lines.append(
-            f"| {b} | {s['p50_ms']:.3f} | {s['p90_ms']:.3f} | {s['p99_ms']:.3f} | {s['mean_ms']:.3f} | {s['throughput']:.0f} |"
+            f"| {b} | {s['p50_ms']:.3f} | {s['p90_ms']:.3f} | {s['p99_ms']:.3f} | {s['mean_ms']:.3f} | "
+            f"{s['throughput']:.0f} | {'–' if model_only is None else f'{model_only:.3f}'} |"
         )
     facts = [f"size {result['model_bytes'] / 1e6:.2f} MB"]
     if result.get("top1") is not None:

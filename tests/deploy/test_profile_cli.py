@@ -32,6 +32,7 @@ def test_local_profile_json_contract(digits_model, tmp_path):
         assert {"p50_ms", "p90_ms", "p99_ms", "throughput"} <= set(data["batches"][b])
         s = data["batches"][b]
         assert 0 < s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"]
+        assert s["model_only"]["p50_ms"] > 0 and s["model_only"]["runs"] == 3
     assert data["runtime"] == "torch" and data["target"] == "local" and data["top1"] > 0.9
     assert data["model_bytes"] > 0 and data["peak_rss_mb"] > 0 and data["environment"]["cores"] >= 1
 

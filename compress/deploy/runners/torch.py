@@ -44,6 +44,18 @@ class TorchRunner(Runner):
         """Peak CUDA memory torch allocated (None on the CPU)."""
         return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
 
+    def prepare(self, images: np.ndarray) -> torch.Tensor:
+        """The batch as a tensor on the runner's device."""
+        self.infer(images)
+        return torch.from_numpy(images).to(self.device)
+
+    def run_prepared(self, prepared: torch.Tensor) -> None:
+        """Forward pass only (synchronised on CUDA)."""
+        with torch.inference_mode():
+            self.forward(prepared)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             out = self.forward(torch.from_numpy(images).to(self.device))
