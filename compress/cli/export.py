@@ -27,10 +27,14 @@ from compress.cli.common import config_options, echo, resolve_config
     help="INT8 activations: uint8 (default, fastest on x86 CPUs) or int8 (TensorRT).",
 )
 @click.option(
-    "--float-first-last",
-    is_flag=True,
+    "--float-first-last/--all-int8",
     default=None,
-    help="INT8: keep the first conv and the classifier in float.",
+    help="INT8: keep the first conv and the classifier in float (default), or quantise every layer.",
+)
+@click.option(
+    "--compare-speed/--no-compare-speed",
+    default=None,
+    help="INT8: time fp32 and INT8 ONNX on this CPU at the MAX batch (default on).",
 )
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the model's dataset is.")
 @click.option("--output", "-o", type=click.Path(file_okay=False), help="Output directory.")
@@ -56,6 +60,7 @@ def export(
         "calib_method": kw.pop("calib_method"),
         "activation_type": kw.pop("activation_type"),
         "float_first_last": kw.pop("float_first_last"),
+        "compare_speed": kw.pop("compare_speed"),
         "data_dir": kw.pop("data_dir"),
         "output": kw.pop("output"),
     }

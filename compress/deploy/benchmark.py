@@ -112,6 +112,7 @@ def benchmark_model(
                         **dataclasses.asdict(config.export),
                         "format": export_fmt,
                         "precision": precision,
+                        "compare_speed": False,  # the benchmark times every format itself
                     },
                     model=str(path),
                     output=str(export_dir),

@@ -169,4 +169,10 @@ def describe(fmt: str, entry: dict[str, Any]) -> str:
         lines.append(
             f"| weight elements (export / PyTorch) | {v['weights_export']:,} / {v['weights_torch']:,} |"
         )
+    if "speed_vs_fp32" in entry:
+        sp = entry["speed_vs_fp32"]
+        lines.append(
+            f"| ONNX Runtime CPU latency, batch {sp['batch']}: fp32 → {fmt} | "
+            f"{sp['fp32_ms']:.2f} → {sp['int8_ms']:.2f} ms (×{sp['speedup']:.2f}) |"
+        )
     return "\n".join(lines)

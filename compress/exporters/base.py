@@ -63,6 +63,8 @@ class ExportSettings:
             ``uint8`` (asymmetric; often faster on x86 CPUs without VNNI).
         float_first_last: keep the first conv and the classifier in float (default: all-INT8
             lost 2.8 points on the quickstart's digits student; see docs/deploy.md).
+        compare_speed: INT8 ONNX: time the fp32 and INT8 files in ONNX Runtime on this CPU at
+            the batch's MAX size and record both in ``export.json`` (``speed_vs_fp32``).
         workspace_gb: TensorRT builder workspace limit.
         timing_cache: TensorRT timing-cache file, reused and updated across builds.
         optimization_level: TensorRT builder optimisation level (0–5), where the version has it.
@@ -78,6 +80,7 @@ class ExportSettings:
     calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     activation_type: Literal["int8", "uint8"] = "uint8"
     float_first_last: bool = True
+    compare_speed: bool = field(default=True, metadata=NO_HASH)
     workspace_gb: float = 2.0
     timing_cache: str | None = field(default=None, metadata=NO_HASH)
     optimization_level: int | None = None

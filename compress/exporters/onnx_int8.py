@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.artifacts import atomic_path
-from compress.exporters.base import EXPORTERS, ExportContext, Exporter
+from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
 from compress.exporters.onnx import _OnnxRuntimeRunner, export_onnx, provenance
 
 
@@ -33,6 +33,29 @@ class _Calibration:
 
     def rewind(self) -> None:
         self.index = 0
+
+
+def compare_speed(
+    fp32: Path, int8: Path, shape: tuple[int, ...], *, batch: int, repeats: int = 10
+) -> dict[str, Any]:
+    """Median ONNX Runtime CPU latency of the fp32 and INT8 files at one batch size, same inputs.
+
+    INT8 is not always faster (quantise/dequantise nodes cost more than they save on tiny models
+    and on CPUs without int8 dot-product instructions), so the export records what it measured.
+
+    Returns:
+        ``{"batch", "repeats", "fp32_ms", "int8_ms", "speedup"}`` (speedup = fp32 / int8).
+    """
+    import numpy as np
+
+    from compress.deploy.agent import percentile, time_calls
+
+    x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
+    ms = {}
+    for key, path in (("fp32_ms", fp32), ("int8_ms", int8)):
+        run = _OnnxRuntimeRunner(path)
+        ms[key] = percentile(time_calls(lambda run=run: run(x), warmup=2, repeats=repeats), 50)
+    return {"batch": batch, "repeats": repeats, **ms, "speedup": ms["fp32_ms"] / ms["int8_ms"]}
 
 
 def float_boundary_nodes(path: Path) -> list[str]:
@@ -112,7 +135,17 @@ class OnnxInt8Exporter(Exporter):
             entry.value = json.dumps(meta)
             with atomic_path(path) as out:
                 onnx.save(proto, str(out))
-        return {"calibration": meta["calibration"], "opset": s.opset}
+            info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
+            if s.compare_speed:
+                batch = BatchSpec.parse(s.batch).max
+                info["speed_vs_fp32"] = speed = compare_speed(
+                    fp32, path, ctx.input_shape, batch=batch
+                )
+                ctx.log(
+                    f"onnx-int8: ONNX Runtime CPU latency at batch {batch}: fp32 {speed['fp32_ms']:.2f} ms, "
+                    f"int8 {speed['int8_ms']:.2f} ms (×{speed['speedup']:.2f})"
+                )
+        return info
 
     def make_runner(self, path: Path) -> Any:
         """An ONNX Runtime CPU runner."""

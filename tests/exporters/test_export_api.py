@@ -36,6 +36,11 @@ def test_all_onnx_formats_validate_and_record_provenance(digits_model, tmp_path)
     assert set(data["formats"]) == {"onnx", "onnx-int8", "onnx-fp16"}
     fp32 = data["formats"]["onnx"]["validation"]
     assert fp32["max_abs_error"] <= 1e-4 and fp32["top1_agreement"] == 1.0
+    speed = data["formats"]["onnx-int8"]["speed_vs_fp32"]  # measured, recorded, not judged
+    assert speed["batch"] == 64 and speed["fp32_ms"] > 0 and speed["int8_ms"] > 0
+    assert speed["speedup"] == pytest.approx(speed["fp32_ms"] / speed["int8_ms"])
+    assert "ONNX Runtime CPU latency, batch 64" in result.output
+    assert "speed_vs_fp32" not in data["formats"]["onnx"]
     int8 = data["formats"]["onnx-int8"]["validation"]
     assert (
         abs(int8["accuracy_delta"]) <= 0.01
@@ -88,9 +93,11 @@ def test_int8_keeps_fashion_mnist_accuracy(tmp_path):
             format="onnx-int8",
             output=str(tmp_path / "e"),
             validate_images=2000,
+            compare_speed=False,
         ),
         log=lambda _m: None,
     )
+    assert "speed_vs_fp32" not in result["formats"]["onnx-int8"]
     v = result["formats"]["onnx-int8"]["validation"]
     assert v["top1_torch"] > 0.75 and abs(v["accuracy_delta"]) <= 0.01
 
@@ -119,3 +126,16 @@ def test_batch_spec():
     assert (BatchSpec.parse("8").min, BatchSpec.parse("8").max) == (8, 8)
     with pytest.raises(CompressError):
         BatchSpec.parse("0:1:2")
+
+
+def test_all_int8_and_no_compare_speed_flags(digits_model, tmp_path):
+    out = tmp_path / "e"
+    args = ["export", str(digits_model), "--format", "onnx-int8", "--output", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--all-int8", "--no-compare-speed"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
+    assert entry["calibration"]["float_nodes"] == [] and "speed_vs_fp32" not in entry
+    assert entry["settings"]["float_first_last"] is False
+    result = CliRunner().invoke(cli, [*args, "--no-compare-speed"])  # default keeps them float
+    entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
+    assert len(entry["calibration"]["float_nodes"]) == 2
