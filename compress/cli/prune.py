@@ -35,6 +35,12 @@ from compress.cli.common import config_options, echo, resolve_config
     multiple=True,
     help="Module name never pruned (repeatable); the classifier never is.",
 )
+@click.option(
+    "--bn-recalibration",
+    type=int,
+    help="Batches of training images to re-estimate BatchNorm statistics on after pruning "
+    "(default 16; 0 = off).",
+)
 @click.option("--finetune-epochs", type=int, help="Fine-tuning epochs after pruning (default 0).")
 @click.option(
     "--teacher", type=click.Path(), help="Fine-tune by distillation from this model file."
@@ -75,6 +81,7 @@ def prune(
         "target_macs": kw.pop("target_macs"),
         "target_params": kw.pop("target_params"),
         "step_epochs": kw.pop("step_epochs"),
+        "bn_recalibration": kw.pop("bn_recalibration"),
         "finetune_epochs": kw.pop("finetune_epochs"),
         "teacher": kw.pop("teacher"),
         "method": kw.pop("method"),

@@ -29,7 +29,12 @@ from compress.config import config_hash, hashed_dict, write_config
 from compress.errors import CompressError
 from compress.prune.config import PruneConfig
 from compress.prune.settings import PruneSettings
-from compress.prune.structured import append_record, check_prunable, prune_channels
+from compress.prune.structured import (
+    append_record,
+    check_prunable,
+    prune_channels,
+    recalibrate_bn,
+)
 
 PLAN_FILE = "prune.json"
 
@@ -178,6 +183,7 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         "top1_pruned": after_prune["top1"],
         "top1": after["top1"],
         "top1_finetuned": fine_top1,
+        "bn_recalibration_images": after_prune.get("bn_recalibration_images", 0),
         "ratio": plan["ratio"],
         "importance": config.prune.importance,
         "method": config.method_name if config.finetune_epochs else None,
@@ -230,7 +236,9 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
     record = prune_channels(model, shape, settings, grad_fn=grad_fn, between_steps=between_steps)
     model.compress_header["pruning"] = append_record(model_header(source).get("pruning"), record)
     model.to(device)
+    recalibrated = recalibrate_bn(model, job.train_loader, config.bn_recalibration)
     after_prune = _measure(model, shape, eval_loader, config)
+    after_prune["bn_recalibration_images"] = recalibrated
     save_model(
         model,
         out / "model.safetensors",
@@ -249,7 +257,12 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
     log(
         f"pruned {config.model}: {before['params']:,} → {after_prune['params']:,} params, "
         f"{before['macs'] / 1e6:.2f} → {after_prune['macs'] / 1e6:.2f} M MACs, top-1 "
-        f"{100 * before['top1']:.2f}% → {100 * after_prune['top1']:.2f}% (before fine-tuning)"
+        f"{100 * before['top1']:.2f}% → {100 * after_prune['top1']:.2f}% (before fine-tuning"
+        + (
+            f"; BatchNorm statistics re-estimated on {recalibrated:,} training images)"
+            if recalibrated
+            else ")"
+        )
     )
     return model, plan
 

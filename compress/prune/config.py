@@ -20,6 +20,9 @@ class PruneConfig:
         prune: ratio, importance, rounding, steps, ignored modules.
         target_macs: instead of ``prune.ratio``, find the ratio that keeps this fraction of MACs.
         target_params: likewise for parameters.
+        bn_recalibration: batches of training images on which every BatchNorm re-estimates its
+            running statistics right after pruning, before accuracy is measured or fine-tuning
+            starts (0 = off). Without it a pruned network often predicts one class.
         finetune_epochs: fine-tuning epochs after the last pruning step (0 = none).
         step_epochs: fine-tuning epochs between pruning steps (with ``prune.steps > 1``).
         teacher: fine-tune by distillation from this model file (else plain cross-entropy).
@@ -42,6 +45,7 @@ class PruneConfig:
     prune: PruneSettings = field(default_factory=PruneSettings)
     target_macs: float | None = None
     target_params: float | None = None
+    bn_recalibration: int = 16
     finetune_epochs: int = 0
     step_epochs: int = 0
     teacher: str | None = None
@@ -69,8 +73,8 @@ class PruneConfig:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
         if self.target_macs is not None and self.target_params is not None:
             raise ValueError("give target_macs or target_params, not both")
-        if self.finetune_epochs < 0 or self.step_epochs < 0:
-            raise ValueError("finetune_epochs and step_epochs must be ≥ 0")
+        if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:
+            raise ValueError("finetune_epochs, step_epochs and bn_recalibration must be ≥ 0")
         if self.amp not in ("bf16", "fp16", "none"):
             raise ValueError(f"amp must be bf16, fp16 or none, got {self.amp!r}")
 

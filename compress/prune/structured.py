@@ -9,7 +9,7 @@ rebuilds the pruned architecture on a fresh instance (`replay_history`).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -183,6 +183,47 @@ def prune_channels(
             model.eval()
     model.train(was_training)
     return record()
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[Any], limit: int) -> int:
+    """Re-estimate every BatchNorm's running mean and variance on up to `limit` batches.
+
+    Removing channels shifts the statistics every later BatchNorm sees, so a pruned network
+    evaluated with its old running statistics can collapse to one class before any fine-tuning
+    (EagleEye's "adaptive BN", Li et al. 2020). This forwards training images with only the
+    BatchNorm layers in training mode and a cumulative average (``momentum=None``); weights are
+    untouched. The model is left in eval mode.
+
+    Args:
+        model: the pruned model.
+        batches: an iterable of ``(images, labels)`` on the model's device.
+        limit: the number of batches to use (0 does nothing).
+
+    Returns:
+        The number of images forwarded.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if limit <= 0 or not bns:
+        return 0
+    model.eval()
+    saved = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    seen = 0
+    try:
+        for i, (x, _y) in enumerate(batches):
+            if i >= limit:
+                break
+            model(x)
+            seen += len(x)
+    finally:
+        for bn, momentum in zip(bns, saved):
+            bn.momentum = momentum
+        model.eval()
+    return seen
 
 
 def append_record(existing: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:

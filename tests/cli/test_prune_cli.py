@@ -41,6 +41,8 @@ def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
     ):
         assert row in result.output
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["bn_recalibration_images"] == 16 * 64  # default: 16 batches of 64
+    assert "BatchNorm statistics re-estimated on 1,024 training images" in result.output
     assert summary["params_after"] <= 0.30 * summary["params_before"]
     assert summary["macs_after"] < summary["macs_before"]
     assert summary["method"] == "kd" and summary["top1_finetuned"] is not None
@@ -57,6 +59,18 @@ def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
     assert reloads_identically(
         out / "model.safetensors", x, model(x), params=summary["params_after"]
     )
+
+
+def test_bn_recalibration_rescues_accuracy_before_fine_tuning(digits_model, tmp_path):
+    top1 = {}
+    for batches in (0, 16):
+        out = tmp_path / f"p{batches}"
+        args = ["prune", str(digits_model), "--ratio", "0.5", "--output", str(out)]
+        args += ["--bn-recalibration", str(batches), "--set", "latency=false"]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        top1[batches] = json.loads((out / "summary.json").read_text())["top1_pruned"]
+    assert top1[16] > top1[0] + 0.05, top1
 
 
 def test_prune_errors_are_one_line(digits_model, tmp_path):

@@ -113,3 +113,32 @@ def test_bad_settings():
         PruneSettings(ratio=1.5)
     with pytest.raises(ValueError, match="Did you mean 'l1'"):
         PruneSettings(importance="l11")
+
+
+def test_recalibrate_bn_reestimates_statistics_and_touches_nothing_else():
+    from compress.prune.structured import recalibrate_bn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5)
+    ).eval()
+    bn = model[1]
+    bn.running_mean.fill_(7.0)  # stale statistics, as after pruning
+    bn.running_var.fill_(9.0)
+    weights = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if "running" not in k and "batches" not in k
+    }
+    batches = [(torch.randn(8, 1, 6, 6) * 2 + 1, None) for _ in range(5)]
+    assert recalibrate_bn(model, iter(batches), limit=3) == 24
+    conv = model[0](torch.cat([x for x, _ in batches[:3]]))  # the first 3 batches only
+    torch.testing.assert_close(bn.running_mean, conv.mean((0, 2, 3)))
+    # momentum=None averages the per-batch unbiased variances
+    per_batch = torch.stack([model[0](x).var((0, 2, 3), unbiased=True) for x, _ in batches[:3]])
+    torch.testing.assert_close(bn.running_var, per_batch.mean(0))
+    assert bn.momentum == 0.1 and not model.training and not bn.training
+    for k, v in model.state_dict().items():
+        if k in weights:
+            assert torch.equal(v, weights[k]), k
+    assert recalibrate_bn(model, iter(batches), limit=0) == 0
