@@ -64,7 +64,8 @@ class ExportSettings:
         float_first_last: keep the first conv and the classifier in float (default: all-INT8
             lost 2.8 points on the quickstart's digits student; see docs/deploy.md).
         compare_speed: INT8 ONNX: time the fp32 and INT8 files in ONNX Runtime on this CPU at
-            the batch's MAX size and record both in ``export.json`` (``speed_vs_fp32``).
+            the batch's MAX size (at most 64) and record both in ``export.json``
+            (``speed_vs_fp32``).
         workspace_gb: TensorRT builder workspace limit.
         timing_cache: TensorRT timing-cache file, reused and updated across builds.
         optimization_level: TensorRT builder optimisation level (0–5), where the version has it.

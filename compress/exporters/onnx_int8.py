@@ -35,13 +35,19 @@ class _Calibration:
         self.index = 0
 
 
+#: The largest batch the export times (a 1024-image profile batch would take minutes on a CPU).
+SPEED_BATCH_CAP = 64
+
+
 def compare_speed(
-    fp32: Path, int8: Path, shape: tuple[int, ...], *, batch: int, repeats: int = 10
+    fp32: Path, int8: Path, shape: tuple[int, ...], *, batch: int, budget_s: float = 3.0
 ) -> dict[str, Any]:
     """Median ONNX Runtime CPU latency of the fp32 and INT8 files at one batch size, same inputs.
 
     INT8 is not always faster (quantise/dequantise nodes cost more than they save on tiny models
     and on CPUs without int8 dot-product instructions), so the export records what it measured.
+    Each file gets 2 warm-up calls, then 10 timed calls, or fewer (at least 3) when one fp32
+    call shows that 10 would take longer than `budget_s`.
 
     Returns:
         ``{"batch", "repeats", "fp32_ms", "int8_ms", "speedup"}`` (speedup = fp32 / int8).
@@ -51,10 +57,13 @@ def compare_speed(
     from compress.deploy.agent import percentile, time_calls
 
     x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    ms = {}
-    for key, path in (("fp32_ms", fp32), ("int8_ms", int8)):
-        run = _OnnxRuntimeRunner(path)
-        ms[key] = percentile(time_calls(lambda run=run: run(x), warmup=2, repeats=repeats), 50)
+    runners = {"fp32_ms": _OnnxRuntimeRunner(fp32), "int8_ms": _OnnxRuntimeRunner(int8)}
+    first_ms = time_calls(lambda: runners["fp32_ms"](x), warmup=1, repeats=1)[0]
+    repeats = max(3, min(10, int(1000 * budget_s / max(first_ms, 1e-3))))
+    ms = {
+        key: percentile(time_calls(lambda run=run: run(x), warmup=2, repeats=repeats), 50)
+        for key, run in runners.items()
+    }
     return {"batch": batch, "repeats": repeats, **ms, "speedup": ms["fp32_ms"] / ms["int8_ms"]}
 
 
@@ -137,7 +146,7 @@ class OnnxInt8Exporter(Exporter):
                 onnx.save(proto, str(out))
             info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
             if s.compare_speed:
-                batch = BatchSpec.parse(s.batch).max
+                batch = min(BatchSpec.parse(s.batch).max, SPEED_BATCH_CAP)
                 info["speed_vs_fp32"] = speed = compare_speed(
                     fp32, path, ctx.input_shape, batch=batch
                 )

@@ -139,3 +139,12 @@ def test_all_int8_and_no_compare_speed_flags(digits_model, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--no-compare-speed"])  # default keeps them float
     entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
     assert len(entry["calibration"]["float_nodes"]) == 2
+
+
+def test_speed_comparison_caps_its_batch(digits_model, tmp_path):
+    out = tmp_path / "e"
+    args = ["export", str(digits_model), "--format", "onnx-int8", "--output", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--batch", "1:8:1024"])
+    assert result.exit_code == 0, result.output
+    speed = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]["speed_vs_fp32"]
+    assert speed["batch"] == 64 and 3 <= speed["repeats"] <= 10
