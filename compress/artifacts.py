@@ -13,6 +13,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,14 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compress.errors import CompressError, ModelFileError
+from compress.header import ModelHeader
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-FORMAT_NAME = "compress-model"
-FORMAT_VERSION = 1
 HEADER_KEY = "compress"
+#: Largest header JSON read, and largest model a header may ask to build (parameters).
+MAX_HEADER_BYTES = 16 << 20
+MAX_PARAMS = 500_000_000
 
 #: Header keys `save_model` accepts as keyword arguments.
 HEADER_FIELDS = (
@@ -43,6 +46,7 @@ HEADER_FIELDS = (
     "config_hash",
     "parent",
     "teacher",
+    "source",
     "extra",
 )
 
@@ -127,34 +131,12 @@ def file_ref(path: str | Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- run directories
 
 
-def prepare_output_dir(
-    path: str | Path, *, resume: bool = False, markers: tuple[str, ...] = ("state.pt",)
-) -> Path:
-    """Create an output directory, refusing to overwrite an earlier run unless resuming.
-
-    Raises:
-        CompressError: if `path` already holds one of `markers` and `resume` is false, or if
-            `resume` is true and there is nothing to resume.
-    """
-    out = Path(path)
-    found = [m for m in markers if (out / m).exists()]
-    if found and not resume:
-        raise CompressError(
-            f"output directory '{out}' already holds a run ({found[0]}); pass --resume to continue "
-            "it or choose another --output"
-        )
-    if resume and not found:
-        raise CompressError(
-            f"--resume given but '{out}' holds no run to resume (no {markers[0]}); drop --resume "
-            "to start a new run"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def default_output_dir(verb: str, stem: str, root: str | Path = "runs") -> Path:
     """``runs/<verb>/<stem>``, or ``<stem>-2``, ``<stem>-3``, ... when taken (like yolo's exp2)."""
+    from compress.outputs import slug
+
     base = Path(root) / verb
+    stem = slug(stem)
     candidate = base / stem
     n = 2
     while candidate.exists():
@@ -166,9 +148,10 @@ def default_output_dir(verb: str, stem: str, root: str | Path = "runs") -> Path:
 # --------------------------------------------------------------------------- model files
 
 
-def model_header(model: nn.Module) -> dict[str, Any]:
-    """The header a model carries (set by `create_model` / `load_model`), or an empty dict."""
-    return copy.deepcopy(getattr(model, "compress_header", None) or {})
+def model_header(model: nn.Module) -> ModelHeader | None:
+    """The header a model carries (set by `create_model` / `load_model`), or ``None``."""
+    header = getattr(model, "compress_header", None)
+    return copy.deepcopy(header) if isinstance(header, ModelHeader) else None
 
 
 def save_model(model: nn.Module, path: str | Path, **meta: Any) -> Path:
@@ -184,7 +167,8 @@ def save_model(model: nn.Module, path: str | Path, **meta: Any) -> Path:
         **meta: header fields to set: ``num_classes``, ``in_channels``, ``input_size`` (H, W),
             ``mean``, ``std``, ``dataset``, ``class_names``, ``pruning`` (history), ``metrics``,
             ``config_hash``, ``parent`` (path of the file this one derives from), ``teacher``
-            (path of the teacher it was distilled from), ``extra`` (any JSON data).
+            (path of the teacher it was distilled from), ``source`` (provenance of imported
+            weights), ``extra`` (any JSON data).
 
     Returns:
         The path written.
@@ -197,29 +181,26 @@ def save_model(model: nn.Module, path: str | Path, **meta: Any) -> Path:
     if unknown:
         raise TypeError(f"save_model() got unknown header fields {unknown}; valid: {HEADER_FIELDS}")
     header = model_header(model)
-    if "arch" not in header:
+    if header is None:
         raise CompressError(
             "this model has no architecture record; build it with compress.create_model(...) "
             "or load it with compress.load_model(...) so it can be saved and rebuilt"
         )
-    provenance = header.pop("provenance", {}) or {}
-    for key in ("config_hash", "parent", "teacher"):
+    provenance = dict(header.provenance)
+    for key in ("config_hash", "parent", "teacher", "source"):
         if key in meta:
             value = meta.pop(key)
             if key in ("parent", "teacher") and value is not None:
                 value = file_ref(value) if not isinstance(value, dict) else value
             provenance[key] = value
-    header.update(meta)
-    header.setdefault("pruning", None)  # the slot a pruned model's replayable history goes in
     provenance.update(
         toolkit_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    header["provenance"] = provenance
-    header["format"] = FORMAT_NAME
-    header["format_version"] = FORMAT_VERSION
+    header = header.replace(**meta, provenance=provenance)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    blob = st_save(state, metadata={HEADER_KEY: json.dumps(header, default=_json_default)})
+    text = json.dumps(header.to_dict(), default=_json_default)
+    blob = st_save(state, metadata={HEADER_KEY: text})
     target = Path(path)
     atomic_write_bytes(target, blob)
     model.compress_header = header  # type: ignore[assignment]
@@ -234,13 +215,83 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"header value of type {type(value).__name__} is not JSON-serialisable")
 
 
-def read_header(path: str | Path) -> dict[str, Any]:
-    """Read the JSON header of a compress model file without loading its weights.
+def describe_foreign_file(path: Path) -> str | None:
+    """What `path` is, when it is a model of another kind (pickle, zip checkpoint, ONNX, ...).
+
+    Returns a sentence that says how to bring it in, or ``None`` when it looks like safetensors.
+    """
+    import zipfile
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    suffix = path.suffix.lower()
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30):
+        return None  # a safetensors file: 8-byte header length, then its JSON header
+    if suffix in (".plan", ".engine", ".trt"):
+        return (
+            "a TensorRT engine; profile it with `compress profile FILE` (engines are built from "
+            "ONNX exports, not loaded as models)"
+        )
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            names = []
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return (
+                "a TorchScript archive; compress rebuilds models from weights, so save the "
+                "state_dict() of the scripted model's original nn.Module and run `compress import`"
+            )
+        return (
+            "a PyTorch checkpoint (torch.save zip); bring it in with `compress import FILE --arch "
+            "NAME --num-classes N --output model.safetensors`"
+        )
+    if head[:1] == b"\x80":
+        return (
+            "a pickle (torch.save legacy format or a pickled model); compress never unpickles "
+            "models: save its state_dict() with torch.save and run `compress import`"
+        )
+    if suffix == ".onnx" or (head[:1] == b"\x08" and b"onnx" in _peek(path, 256).lower()):
+        return (
+            "an ONNX model; profile it with `compress profile FILE` (training verbs need a "
+            "compress .safetensors model file)"
+        )
+    return None
+
+
+def _peek(path: Path, n: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def _metadata(path: Path) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """The safetensors metadata and the shape of every tensor, without reading the weights."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = fh.metadata() or {}
+        shapes = {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118 (safe_open is no dict)
+    return metadata, shapes
+
+
+def read_header(path: str | Path) -> ModelHeader:
+    """Read and check the header of a compress model file without loading its weights.
 
     Raises:
-        ModelFileError: if the file is missing, truncated, or not a compress model file.
+        ModelFileError: the file is missing, truncated, of another kind (the message says how
+            to bring it in), or its header is invalid.
     """
-    p = Path(path)
+    return _read(Path(path))[0]
+
+
+def _read(p: Path) -> tuple[ModelHeader, dict[str, list[int]]]:
     if not p.exists():
         raise ModelFileError(f"model file '{p}' does not exist; check the path")
     if p.is_dir():
@@ -248,11 +299,11 @@ def read_header(path: str | Path) -> dict[str, Any]:
             " (did you mean its model.safetensors?)" if (p / "model.safetensors").exists() else ""
         )
         raise ModelFileError(f"'{p}' is a directory, not a model file{hint}")
-    from safetensors import safe_open
-
+    foreign = describe_foreign_file(p)
+    if foreign:
+        raise ModelFileError(f"'{p}' is {foreign}")
     try:
-        with safe_open(str(p), framework="pt") as fh:
-            metadata = fh.metadata() or {}
+        metadata, shapes = _metadata(p)
     except Exception as exc:  # safetensors raises its own error types for every corruption
         raise ModelFileError(
             f"'{p}' is not a readable .safetensors model file (truncated or corrupt: "
@@ -260,19 +311,17 @@ def read_header(path: str | Path) -> dict[str, Any]:
         ) from None
     if HEADER_KEY not in metadata:
         raise ModelFileError(
-            f"'{p}' is a safetensors file but not a compress model (no '{HEADER_KEY}' header); "
-            "save models with compress.save_model"
+            f"'{p}' is a plain safetensors file with no compress header (weights only); bring it "
+            "in with `compress import FILE --arch NAME --num-classes N --output model.safetensors`"
         )
+    raw = metadata[HEADER_KEY]
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ModelFileError(f"'{p}' has a compress header of {len(raw):,} bytes; it is corrupt")
     try:
-        header = json.loads(metadata[HEADER_KEY])
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"'{p}' has a corrupt compress header: {exc}") from None
-    if header.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(
-            f"'{p}' was written by a newer compress (model format {header['format_version']}); "
-            "upgrade compress-toolkit to read it"
-        )
-    return header
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"'{p}' has a corrupt compress header: {_first_line(exc)}") from None
+    return ModelHeader.from_dict(data, source=str(p)), shapes
 
 
 def _first_line(exc: BaseException) -> str:
@@ -292,10 +341,32 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def _check_size(header: ModelHeader, shapes: dict[str, list[int]], path: Path) -> None:
+    """Refuse a header that would build a model far bigger than the weights in the file.
+
+    The architecture is built on PyTorch's ``meta`` device (no memory) and counted first.
+    """
+    import torch
+
+    from compress.models import create_model
+
+    with torch.device("meta"):
+        skeleton = create_model(header.arch, **header.arch_kwargs)
+    wanted = sum(p.numel() for p in skeleton.parameters())
+    stored = sum(math.prod(s) for s in shapes.values())
+    limit = min(MAX_PARAMS, stored * 1000) if header.pruned else stored * 2
+    if wanted > limit:
+        raise ModelFileError(
+            f"'{path}' describes a {header.arch} of {wanted:,} parameters but holds "
+            f"{stored:,} weights; the header is corrupt or belongs to another file"
+        )
+
+
 def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from its ``.safetensors`` file: architecture, pruning, weights.
 
-    The returned model is in eval mode and carries its header as ``model.compress_header``.
+    The returned model is in eval mode and carries its header as ``model.compress_header``
+    (a `ModelHeader`).
 
     Raises:
         ModelFileError: if the file is missing, corrupt, or its weights do not fit the recorded
@@ -303,21 +374,26 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
     """
     from compress.models import create_model
 
-    header = read_header(path)
-    arch = header.get("arch") or {}
-    if "name" not in arch:
-        raise ModelFileError(f"'{path}' has no architecture record in its header")
-    model = create_model(arch["name"], **arch.get("kwargs", {}))
-    if header.get("pruning"):
+    p = Path(path)
+    header, shapes = _read(p)
+    _check_size(header, shapes, p)
+    model = create_model(header.arch, **header.arch_kwargs)
+    if header.pruned:
         from compress.prune.structured import replay_history
 
-        replay_history(model, header["pruning"], header)
-    state = load_state(path)
+        try:
+            replay_history(model, header.pruning)  # type: ignore[arg-type]
+        except Exception as exc:  # torch-pruning's errors for a history of another model
+            raise ModelFileError(
+                f"the pruning history in '{p}' does not fit architecture '{header.arch}' "
+                f"({_first_line(exc)}); the file is corrupt"
+            ) from None
+    state = load_state(p)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelFileError(
-            f"the weights in '{path}' do not fit architecture '{arch['name']}': {_first_line(exc)}"
+            f"the weights in '{p}' do not fit architecture '{header.arch}': {_first_line(exc)}"
         ) from None
     model.compress_header = header  # type: ignore[assignment]
     return model.to(device).eval()

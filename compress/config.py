@@ -32,17 +32,77 @@ T = TypeVar("T")
 NO_HASH = {"hash": False}
 
 
+#: Largest config file read (bytes) and largest number of YAML nodes after expanding aliases.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, budget: int) -> int:
+    """Nodes in `node` with every alias expanded, counted without expanding (memoised by id)."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = budget + 1  # a node reached again while being sized: a cycle
+        if isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(c) for c in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = min(total, budget + 1)
+        return sizes[id(n)]
+
+    return size(node)
+
+
+def safe_load_yaml(text: str, *, where: str) -> Any:
+    """`yaml.safe_load` that refuses documents whose aliases expand past `MAX_CONFIG_NODES`.
+
+    A few hundred bytes of nested anchors and aliases ("billion laughs") would otherwise expand
+    into gigabytes as soon as anything walks the data.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+            raise ConfigError(
+                f"{where} expands to more than {MAX_CONFIG_NODES:,} values through YAML aliases; "
+                "write the values out instead of nesting anchors"
+            )
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{where} is not valid YAML{line}: {reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from `path`; raise `ConfigError` if missing or not a mapping."""
+    """Read a YAML mapping from `path`; raise `ConfigError` if missing, not text or not a mapping."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file '{p}' does not exist; pass the path of a YAML file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"config file '{p}' is not valid YAML{where}: {exc}") from None
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file '{p}' cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file '{p}' is {len(raw):,} bytes; a config is at most {MAX_CONFIG_BYTES:,}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file '{p}' is not a UTF-8 text file; pass a YAML file") from None
+    data = safe_load_yaml(text, where=f"config file '{p}'") or {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}"
@@ -58,9 +118,10 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE (e.g. optim.lr=0.1), got '{item}'")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            out[key.strip()] = raw
+            value = safe_load_yaml(raw, where=f"--set {key.strip()}") if raw.strip() else None
+        except ConfigError:
+            value = raw
+        out[key.strip()] = value
     return out
 
 

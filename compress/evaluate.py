@@ -8,18 +8,19 @@ from typing import Any
 
 from compress.data.base import DataSettings
 from compress.errors import CompressError
+from compress.header import ModelHeader
 
 
-def check_compatible(header: dict[str, Any], info: Any, *, what: str = "model") -> None:
+def check_compatible(header: ModelHeader, info: Any, *, what: str = "model") -> None:
     """Raise a one-line error if a model's classes or channels do not fit a dataset."""
-    if header.get("num_classes") not in (None, info.num_classes):
+    if header.num_classes != info.num_classes:
         raise CompressError(
-            f"the {what} has {header['num_classes']} classes but {info.name} has {info.num_classes}; "
+            f"the {what} has {header.num_classes} classes but {info.name} has {info.num_classes}; "
             f"use a {what} trained on {info.name} (or pass the dataset it was trained on)"
         )
-    if header.get("in_channels") not in (None, info.in_channels):
+    if header.in_channels != info.in_channels:
         raise CompressError(
-            f"the {what} takes {header['in_channels']}-channel images but {info.name} has "
+            f"the {what} takes {header.in_channels}-channel images but {info.name} has "
             f"{info.in_channels}; use a {what} trained on {info.name}"
         )
 
@@ -38,13 +39,13 @@ def evaluate_model_file(
     header = read_header(path)
     settings = data or DataSettings()
     if data is None or not data.name:
-        settings = replace(settings, name=header.get("dataset") or settings.name)
+        settings = replace(settings, name=header.dataset or settings.name)
     dev = resolve_device(device)
     loaded = load_data(settings)
     info = loaded.info
     check_compatible(header, info)
-    if header.get("mean") and header.get("std"):
-        info = replace(info, mean=tuple(header["mean"]), std=tuple(header["std"]))
+    if header.mean and header.std:
+        info = replace(info, mean=header.mean, std=header.std)
         loaded = replace(loaded, info=info)
     model = load_model(path, device=dev)
     _, test_loader = build_loaders(loaded, settings, device=dev)
@@ -56,24 +57,24 @@ def model_file_info(path: str | Path) -> dict[str, Any]:
     """Header, size, hash, parameter and MAC counts of a model file."""
     from compress.artifacts import file_sha256, load_model
     from compress.models import count_params
-    from compress.models.stats import count_macs, model_input_shape
+    from compress.models.stats import count_macs
 
     model = load_model(path)
-    header = model.compress_header
-    shape = model_input_shape(model)
+    header: ModelHeader = model.compress_header
+    shape = header.input_shape
     return {
         "file": str(path),
         "size_bytes": Path(path).stat().st_size,
         "sha256": file_sha256(path),
-        "arch": header.get("arch"),
+        "arch": {"name": header.arch, "kwargs": header.arch_kwargs},
         "params": count_params(model),
         "macs": count_macs(model, shape),
         "input_shape": list(shape),
-        "num_classes": header.get("num_classes"),
-        "dataset": header.get("dataset"),
-        "mean": header.get("mean"),
-        "std": header.get("std"),
-        "metrics": header.get("metrics"),
-        "pruned": bool(header.get("pruning")),
-        "provenance": header.get("provenance"),
+        "num_classes": header.num_classes,
+        "dataset": header.dataset,
+        "mean": list(header.mean) if header.mean else None,
+        "std": list(header.std) if header.std else None,
+        "metrics": header.metrics,
+        "pruned": header.pruned,
+        "provenance": header.provenance,
     }

@@ -16,7 +16,11 @@ A field that takes a model file (e.g. ``teacher``) may name an earlier stage ins
 means that stage's output model. Each stage directory gets a ``stage.json`` recording the hash
 of the stage's resolved config and of its input files. On a re-run, a finished stage whose
 hash is unchanged is skipped; an interrupted one with the same hash is resumed; a stage whose
-config or inputs changed runs again, and its previous directory is kept as ``<name>.prev/``.
+config or inputs changed runs again, and its previous finished outputs are kept as
+``<name>.prev/`` until the new ones are complete (an interrupted re-run never touches them, and
+a stage whose config returns to that of ``<name>.prev/`` gets it back instead of re-running).
+Stage names are plain folder names; compress writes only inside the folders it made
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +36,15 @@ from typing import Any
 
 from compress.artifacts import atomic_write_json, file_sha256
 from compress.config import build, config_hash, deep_merge, hashed_dict, load_yaml
-from compress.errors import ConfigError
+from compress.errors import CompressError, ConfigError
+from compress.outputs import (
+    DirectoryLock,
+    is_owned,
+    make_owned_dir,
+    move_aside,
+    remove_owned,
+    safe_name,
+)
 from compress.registry import Registry, suggest
 
 STAGE_FILE = "stage.json"
@@ -71,7 +82,7 @@ class StageResult:
 
     name: str
     type: str
-    status: str  # "ran", "resumed", "skipped"
+    status: str  # "ran", "resumed", "skipped", "restored"
     seconds: float
     output: Path
     summary: dict[str, Any]
@@ -205,6 +216,7 @@ def plan_pipeline(
     defaults = spec.get("defaults") or {}
     planned: list[PlannedStage] = []
     by_name: dict[str, PlannedStage] = {}
+    names = [raw.get("name") if isinstance(raw, dict) else None for raw in spec["stages"]]
     for index, raw in enumerate(spec["stages"]):
         if not isinstance(raw, dict):
             raise ConfigError(
@@ -215,6 +227,14 @@ def plan_pipeline(
         kind = raw.pop("type", None)
         if not name or not kind:
             raise ConfigError(f"stage {index + 1} in {path} needs both 'name' and 'type'")
+        if not isinstance(kind, str):
+            raise ConfigError(
+                f"stage {index + 1} in {path}: 'type' must be a stage type name, not {kind!r}"
+            )
+        try:
+            safe_name(name, what=f"stage {index + 1} in {path}: name")
+        except CompressError as exc:
+            raise ConfigError(str(exc)) from None
         if name in by_name:
             raise ConfigError(
                 f"stage name '{name}' appears twice in {path}; stage names must be unique"
@@ -225,16 +245,30 @@ def plan_pipeline(
         if device and "device" in fields:
             cfg["device"] = device
 
-        def resolve(ref: Any) -> Any:
+        def resolve(ref: Any, field_name: str, name: str = name) -> Any:
             if isinstance(ref, str) and ref in by_name:
                 earlier = by_name[ref]
                 return str(earlier.directory / earlier.stage_type.output_file)
+            if isinstance(ref, str) and ref in names:
+                when = "itself" if ref == name else "a stage that runs later"
+                raise ConfigError(
+                    f"{path}: stage '{name}' takes its {field_name} from '{ref}', {when}; a stage "
+                    "can only use the outputs of earlier stages"
+                )
+            if isinstance(ref, str) and not Path(ref).is_file():
+                earlier_names = ", ".join(by_name) or "none"
+                raise ConfigError(
+                    f"{path}: stage '{name}' {field_name} '{ref}' is neither an earlier stage "
+                    f"(earlier: {earlier_names}) nor an existing file"
+                )
             return ref
 
         for field_name in stype.model_fields:
             value = cfg.get(field_name)
             cfg[field_name] = (
-                [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+                [resolve(v, field_name) for v in value]
+                if isinstance(value, list)
+                else resolve(value, field_name)
             )
         stage_dir = root / name
         cfg["output"] = str(stage_dir)
@@ -264,66 +298,81 @@ def run_pipeline(
     Returns:
         One `StageResult` per stage.
     """
-    _, planned = plan_pipeline(path, output=output, device=device)
-    results: list[StageResult] = []
-    for stage in planned:
-        name, kind, stype, config, stage_dir = (
-            stage.name,
-            stage.type,
-            stage.stage_type,
-            stage.config,
-            stage.directory,
+    root, planned = plan_pipeline(path, output=output, device=device)
+    make_owned_dir(root, kind="pipeline")
+    with DirectoryLock(root):
+        return [_run_stage(stage, log) for stage in planned]
+
+
+def _run_stage(stage: PlannedStage, log: Callable[[str], None]) -> StageResult:
+    """Skip, restore, resume or (re-)run one stage; previous finished outputs are moved aside."""
+    name, kind, stype, config, stage_dir = (
+        stage.name,
+        stage.type,
+        stage.stage_type,
+        stage.config,
+        stage.directory,
+    )
+    inputs = {}
+    for f in stype.model_fields:
+        value = getattr(config, f, None)
+        for i, ref in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(ref, str) and Path(ref).is_file():
+                inputs[f"{f}[{i}]"] = file_sha256(ref)
+    digest = config_hash({"type": kind, "config": hashed_dict(config), "inputs": inputs})
+    if stage_dir.exists() and not is_owned(stage_dir):
+        raise CompressError(
+            f"'{stage_dir}' exists and was not made by compress; move it away or choose another --output"
         )
-        inputs = {}
-        for f in stype.model_fields:
-            value = getattr(config, f, None)
-            for i, ref in enumerate(value if isinstance(value, list) else [value]):
-                if isinstance(ref, str) and Path(ref).is_file():
-                    inputs[f"{f}[{i}]"] = file_sha256(ref)
-        digest = config_hash({"type": kind, "config": hashed_dict(config), "inputs": inputs})
-        marker = _read_marker(stage_dir)
-        t0 = time.perf_counter()
-        if marker.get("hash") == digest and marker.get("status") == "done":
-            log(f"[{name}] unchanged since its last run: skipped")
-            results.append(
-                StageResult(name, kind, "skipped", 0.0, stage_dir, marker.get("summary", {}))
+    marker = _read_marker(stage_dir)
+    prev = stage_dir.with_name(stage_dir.name + ".prev")
+    prev_marker = _read_marker(prev) if prev.is_dir() and is_owned(prev) else {}
+    t0 = time.perf_counter()
+    if marker.get("hash") == digest and marker.get("status") == "done":
+        log(f"[{name}] unchanged since its last run: skipped")
+        return StageResult(name, kind, "skipped", 0.0, stage_dir, marker.get("summary", {}))
+    if prev_marker.get("hash") == digest and prev_marker.get("status") == "done":
+        if marker.get("status") == "done":
+            raise CompressError(
+                f"'{stage_dir}' and '{prev}' both hold finished outputs; move one away to choose"
             )
-            continue
-        status = "ran"
-        if stype.resumable and marker.get("hash") == digest and any(stage_dir.rglob("state.pt")):
-            config = dataclasses.replace(config, resume=True)
-            status = "resumed"
-        elif stage_dir.exists() and any(stage_dir.iterdir()):
-            prev = stage_dir.with_name(stage_dir.name + ".prev")
-            if prev.exists():
-                shutil.rmtree(prev)
-            stage_dir.rename(prev)
-            log(f"[{name}] config or inputs changed: previous outputs moved to {prev}")
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        _write_marker(stage_dir, {"type": kind, "hash": digest, "status": "running"})
-        log(f"[{name}] {kind}")
-        summary = stype.run(config, log=log)
-        _write_marker(
-            stage_dir,
-            {
-                "type": kind,
-                "hash": digest,
-                "status": "done",
-                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "summary": summary,
-            },
-        )
-        results.append(
-            StageResult(name, kind, status, time.perf_counter() - t0, stage_dir, summary)
-        )
-    return results
+        remove_owned(stage_dir)  # an interrupted run of another config
+        prev.rename(stage_dir)
+        log(f"[{name}] same config as its previous outputs: restored them from {prev.name}")
+        return StageResult(name, kind, "restored", 0.0, stage_dir, prev_marker.get("summary", {}))
+    status = "ran"
+    if stype.resumable and marker.get("hash") == digest and any(stage_dir.rglob("state.pt")):
+        config = dataclasses.replace(config, resume=True)
+        status = "resumed"
+    elif marker.get("status") == "done":
+        moved = move_aside(stage_dir)
+        log(f"[{name}] config or inputs changed: previous outputs moved to {moved}")
+    elif stage_dir.exists():
+        remove_owned(stage_dir)  # compress's own unfinished output; finished ones stay in .prev
+        log(f"[{name}] discarded the unfinished outputs of an interrupted run")
+    make_owned_dir(stage_dir, kind=f"stage:{kind}")
+    _write_marker(stage_dir, {"type": kind, "hash": digest, "status": "running"})
+    log(f"[{name}] {kind}")
+    summary = stype.run(config, log=log)
+    _write_marker(
+        stage_dir,
+        {
+            "type": kind,
+            "hash": digest,
+            "status": "done",
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "summary": summary,
+        },
+    )
+    return StageResult(name, kind, status, time.perf_counter() - t0, stage_dir, summary)
 
 
 def _read_marker(stage_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((stage_dir / STAGE_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads((stage_dir / STAGE_FILE).read_text())
+    except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _write_marker(stage_dir: Path, data: dict[str, Any]) -> None:

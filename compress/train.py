@@ -64,10 +64,11 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     """
     import torch
 
-    from compress.artifacts import default_output_dir, prepare_output_dir
+    from compress.artifacts import default_output_dir
     from compress.data import build_loaders, load_data
     from compress.engine import SupervisedTask, fit, resolve_device
     from compress.models import count_params, create_model
+    from compress.outputs import run_directory
 
     device = resolve_device(config.device)
     data = load_data(config.data)
@@ -84,34 +85,36 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
         if config.output
         else default_output_dir("train", f"{config.model}_{info.name}")
     )
-    out = prepare_output_dir(out, resume=config.resume)
-    digest = config_hash(config)
-    if config.resume:
-        check_resume_hash(out, digest)
-    write_config(config, out)
-    channels_last = device.type == "cuda" and config.channels_last
-    train_loader, eval_loader = build_loaders(
-        data, config.data, device=device, seed=config.seed, channels_last=channels_last
-    )
-    log(
-        f"train {config.model} ({count_params(model) / 1e6:.3f} M params) on {describe_data(info)}, "
-        f"{config.epochs} epochs on {device} → {out}"
-    )
-    summary = fit(
-        SupervisedTask(model, config.label_smoothing),
-        train_loader,
-        eval_loader,
-        config,
-        out_dir=out,
-        device=device,
-        config_hash=digest,
-        save_meta=info.header(),
-        summary_extra={"model": config.model, "dataset": info.name},
-        resume=config.resume,
-        log=log,
-    )
-    log(
-        f"best top-1 {100 * summary['top1']:.2f}% (epoch {summary['best_epoch']}), last "
-        f"{100 * summary['top1_last']:.2f}% → {out / 'model.safetensors'}"
-    )
+    with run_directory(out, kind="train", resume=config.resume):
+        digest = config_hash(config)
+        # a run killed before its first checkpoint has nothing to resume: it starts over
+        resume = config.resume and (out / "state.pt").exists()
+        if resume:
+            check_resume_hash(out, digest)
+        write_config(config, out)
+        channels_last = device.type == "cuda" and config.channels_last
+        train_loader, eval_loader = build_loaders(
+            data, config.data, device=device, seed=config.seed, channels_last=channels_last
+        )
+        log(
+            f"train {config.model} ({count_params(model) / 1e6:.3f} M params) on {describe_data(info)}, "
+            f"{config.epochs} epochs on {device} → {out}"
+        )
+        summary = fit(
+            SupervisedTask(model, config.label_smoothing),
+            train_loader,
+            eval_loader,
+            config,
+            out_dir=out,
+            device=device,
+            config_hash=digest,
+            save_meta=info.header(),
+            summary_extra={"model": config.model, "dataset": info.name},
+            resume=resume,
+            log=log,
+        )
+        log(
+            f"best top-1 {100 * summary['top1']:.2f}% (epoch {summary['best_epoch']}), last "
+            f"{100 * summary['top1_last']:.2f}% → {out / 'model.safetensors'}"
+        )
     return {**summary, "output": str(out)}

@@ -11,11 +11,17 @@ from compress.artifacts import (
     atomic_path,
     atomic_write_text,
     file_sha256,
-    prepare_output_dir,
     read_header,
 )
 from compress.errors import CompressError, ModelFileError
 from tests.conftest import reloads_identically
+
+
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return fh.metadata()
 
 
 def test_save_load_round_trip_identical_outputs(tmp_path):
@@ -29,11 +35,14 @@ def test_save_load_round_trip_identical_outputs(tmp_path):
     loaded = compress.load_model(path)
     assert torch.equal(model(x), loaded(x))
     header = read_header(path)
-    assert header["arch"] == {"name": "resnet8", "kwargs": {"num_classes": 7, "in_channels": 1}}
-    assert header["num_classes"] == 7 and header["in_channels"] == 1
-    assert header["input_size"] == [28, 28] and header["mean"] == [0.5]
-    assert header["provenance"]["toolkit_version"] == compress.__version__
-    assert header["pruning"] is None  # the slot exists, empty for an unpruned model
+    assert header.arch == "resnet8"
+    assert header.arch_kwargs == {"num_classes": 7, "in_channels": 1}
+    assert header.num_classes == 7 and header.in_channels == 1
+    assert header.input_size == (28, 28) and header.mean == (0.5,)
+    assert header.provenance["toolkit_version"] == compress.__version__
+    assert header.pruning is None and not header.pruned
+    raw = json.loads(_metadata(path)["compress"])
+    assert raw["pruning"] is None  # the slot exists in the file, empty for an unpruned model
 
 
 def test_reload_in_fresh_process(tmp_path):
@@ -46,13 +55,13 @@ def test_reload_in_fresh_process(tmp_path):
 def test_parent_provenance_and_carried_header(tmp_path):
     model = compress.create_model("resnet8", num_classes=10)
     first = compress.save_model(
-        model, tmp_path / "a.safetensors", dataset="digits", mean=[0.1], std=[0.2]
+        model, tmp_path / "a.safetensors", dataset="digits", mean=[0.1] * 3, std=[0.2] * 3
     )
     loaded = compress.load_model(first)
     second = compress.save_model(loaded, tmp_path / "b.safetensors", parent=first)
     header = read_header(second)
-    assert header["dataset"] == "digits" and header["mean"] == [0.1]  # carried over
-    assert header["provenance"]["parent"]["sha256"] == file_sha256(first)
+    assert header.dataset == "digits" and header.mean == (0.1,) * 3  # carried over
+    assert header.provenance["parent"]["sha256"] == file_sha256(first)
 
 
 def test_truncated_and_foreign_files_give_clear_errors(tmp_path):
@@ -67,7 +76,7 @@ def test_truncated_and_foreign_files_give_clear_errors(tmp_path):
 
     foreign = tmp_path / "f.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(ModelFileError, match="not a compress model"):
+    with pytest.raises(ModelFileError, match="no compress header.*compress import"):
         compress.load_model(foreign)
     with pytest.raises(ModelFileError, match="does not exist"):
         compress.load_model(tmp_path / "missing.safetensors")
@@ -92,13 +101,3 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"v": 1}
     assert os.listdir(tmp_path) == ["f.json"]  # no temp file left behind
-
-
-def test_prepare_output_dir_refuses_to_overwrite(tmp_path):
-    out = prepare_output_dir(tmp_path / "run")
-    (out / "state.pt").write_bytes(b"x")
-    with pytest.raises(CompressError, match="--resume"):
-        prepare_output_dir(out)
-    assert prepare_output_dir(out, resume=True) == out
-    with pytest.raises(CompressError, match="no run to resume"):
-        prepare_output_dir(tmp_path / "fresh", resume=True)

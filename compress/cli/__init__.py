@@ -14,16 +14,70 @@ from compress import __version__
 from compress.errors import CompressError
 
 
+class UserError(click.ClickException):
+    """A user mistake: one line on stderr, exit code 2 (as click's own usage errors)."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:  # noqa: D102
+        return " ".join(self.message.split())  # one line, whatever the message held
+
+
+class InternalError(click.ClickException):
+    """A bug: one line pointing at the log file that holds the traceback."""
+
+    exit_code = 3
+
+
+def write_crash_log(exc: BaseException) -> str:
+    """Write the traceback of `exc` to a log file and return its path."""
+    import datetime as dt
+    import os
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"compress-error-{stamp}-{os.getpid()}.log"
+    base = os.environ.get("COMPRESS_LOG_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "compress", "logs"
+    )
+    for directory in (base, tempfile.gettempdir()):
+        try:
+            os.makedirs(directory, exist_ok=True)
+            path = os.path.join(directory, name)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(f"compress {__version__}: {' '.join(sys.argv)}\n{text}")
+            return path
+        except OSError:
+            continue
+    return "(no writable log directory)"
+
+
 class Group(click.Group):
-    """A click group that prints user errors (`CompressError`) on one line, without a traceback."""
+    """A click group under which no exception prints a Python traceback.
+
+    A `CompressError` (a user mistake) prints its message on one line and exits with 2; any
+    other exception is a bug: it prints "internal error" with the path of a log file holding
+    the traceback and exits with 3.
+    """
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
             return super().invoke(ctx)
         except CompressError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise UserError(str(exc)) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except Exception as exc:
+            log = write_crash_log(exc)
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise InternalError(
+                f"internal error ({type(exc).__name__}: {first}); this is a bug in compress, "
+                f"please report it with the log {log}"
+            ) from None
 
 
 HELP = """Distil, prune, export and profile compact image classifiers.

@@ -14,6 +14,8 @@ from compress.data.base import (
     TensorData,
     class_balanced_subset,
 )
+from compress.errors import CompressError, ConfigError
+from compress.header import ModelHeader
 
 __all__ = [
     "DATASETS",
@@ -24,7 +26,9 @@ __all__ = [
     "build_loaders",
     "list_datasets",
     "load_data",
+    "load_data_for_model",
     "sample_split",
+    "settings_for_model",
 ]
 
 _CACHE: dict[tuple[Any, ...], TensorData] = {}
@@ -51,7 +55,72 @@ def load_data(settings: DataSettings) -> TensorData | FolderData:
         data = loader(settings)
         if isinstance(data, TensorData):
             _CACHE[key] = data
+    if settings.mean is not None and settings.std is not None:
+        if len(settings.mean) != data.info.in_channels:
+            raise ConfigError(
+                f"data.mean has {len(settings.mean)} values but {data.info.name} images have "
+                f"{data.info.in_channels} channels"
+            )
+        data = replace(
+            data, info=replace(data.info, mean=tuple(settings.mean), std=tuple(settings.std))
+        )
     return _subset(data, settings)
+
+
+def settings_for_model(header: ModelHeader, settings: DataSettings | None = None) -> DataSettings:
+    """The data a model is measured on: `settings` where set, else what its file records.
+
+    The model file gives the dataset, the input size and the normalisation.
+
+    Raises:
+        CompressError: the model records no dataset and `settings` names none.
+    """
+    s = settings or DataSettings(name="")
+    changes: dict[str, Any] = {}
+    if not s.name:
+        if not header.dataset:
+            raise CompressError(
+                "the model file records no dataset; pass --dataset (and --data-dir) to say "
+                "which data to use"
+            )
+        changes["name"] = header.dataset
+    if s.image_size is None and header.input_size and header.input_size[0] == header.input_size[1]:
+        changes["image_size"] = header.input_size[0]
+    if s.mean is None and header.mean is not None and header.std is not None:
+        changes["mean"], changes["std"] = list(header.mean), list(header.std)
+    return replace(s, **changes)
+
+
+def load_data_for_model(
+    header: ModelHeader, settings: DataSettings | None = None, *, what: str = "model"
+) -> TensorData | FolderData:
+    """`load_data` of `settings_for_model`, checked against the model's classes and geometry.
+
+    Raises:
+        CompressError: classes or channels differ (one line naming both), or the images have
+            another size than the model was trained at while nobody asked for that size.
+    """
+    s = settings_for_model(header, settings)
+    data = load_data(s)
+    info = data.info
+    if header.num_classes != info.num_classes:
+        raise CompressError(
+            f"the {what} has {header.num_classes} classes but {info.name} has {info.num_classes}; "
+            f"use a {what} trained on {info.name} (or pass the dataset it was trained on)"
+        )
+    if header.in_channels != info.in_channels:
+        raise CompressError(
+            f"the {what} takes {header.in_channels}-channel images but {info.name} has "
+            f"{info.in_channels}; use a {what} trained on {info.name}"
+        )
+    explicit = settings is not None and settings.image_size is not None
+    if header.input_size and tuple(info.input_size) != tuple(header.input_size) and not explicit:
+        raise CompressError(
+            f"the {what} was trained on {header.input_size[0]}×{header.input_size[1]} images but "
+            f"{info.name} gives {info.input_size[0]}×{info.input_size[1]}; use the dataset it was "
+            "trained on, or pass --image-size to measure it at another size on purpose"
+        )
+    return data
 
 
 def _subset(data: TensorData | FolderData, settings: DataSettings) -> TensorData | FolderData:
@@ -132,33 +201,39 @@ def build_loaders(
         data.train,
         batch_size=settings.batch_size,
         shuffle=True,
-        workers=settings.workers,
+        workers=settings.loader_workers,
         seed=seed,
         **common,
     )
     test = FolderLoader(
-        data.test, batch_size=settings.eval_batch_size, workers=settings.workers, **common
+        data.test, batch_size=settings.eval_batch_size, workers=settings.loader_workers, **common
     )
     return train, test
 
 
-def sample_split(name: str, split: str, count: int, *, data_dir: str | None = None):
+def sample_split(settings: DataSettings, split: str, count: int):
     """`count` class-balanced real images of a dataset split as uint8 numpy (N, C, H, W).
+
+    `settings` gives the dataset, its folder, the image size and normalisation (use
+    `settings_for_model` to get a model's own). Augmentation is off.
 
     Returns:
         ``(images, labels, info)``; for ``imagefolder`` the images go through the evaluation
-        transform (resize and centre crop).
+        transform (resize and centre crop); ``info`` carries the normalisation to apply.
     """
     import numpy as np
     import torch
 
     key = "train_subset" if split == "train" else "test_subset"
-    data = load_data(DataSettings(name=name, data_dir=data_dir, augment="none", **{key: count}))
+    data = load_data(replace(settings, augment="none", **{key: count}))
     if isinstance(data, FolderData):
+        from compress.data.loader import read_folder_items
+
         dataset = data.train if split == "train" else data.test
-        xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
-        images, labels = torch.stack(xs).numpy(), np.asarray(ys)
+        images, labels = read_folder_items(dataset)
     else:
         images = (data.train_x if split == "train" else data.test_x).numpy()
         labels = (data.train_y if split == "train" else data.test_y).numpy()
-    return images.astype(np.uint8), labels.astype(np.int64), data.info
+    if isinstance(images, torch.Tensor):
+        images = images.numpy()
+    return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64), data.info

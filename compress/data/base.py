@@ -30,8 +30,12 @@ class DataSettings:
         eval_batch_size: evaluation batch size.
         augment: ``default`` (the dataset's crop/flip), ``none``, or ``crop``/``flip``/``crop+flip``.
         crop_padding: random-crop padding in pixels; ``None`` = the dataset's default.
-        image_size: output size for ``imagefolder`` images (square); ``None`` = 224.
-        workers: DataLoader worker processes (``imagefolder`` only).
+        image_size: output size for ``imagefolder`` images (square); ``None`` = the model's
+            recorded size when measuring a model, else 224.
+        mean: per-channel normalisation mean on the 0–1 scale (``None``: the dataset's, or the
+            model's recorded one when measuring a model); recorded in the model file.
+        std: per-channel normalisation std (as `mean`).
+        workers: DataLoader worker processes (``imagefolder`` only; ``None`` = min(4, CPUs)).
         train_subset: use only this many training images (a fixed, class-balanced subset).
         test_subset: evaluate on only this many test images (a fixed, class-balanced subset).
     """
@@ -44,7 +48,9 @@ class DataSettings:
     augment: Literal["default", "none", "crop", "flip", "crop+flip"] = "default"
     crop_padding: int | None = None
     image_size: int | None = None
-    workers: int = field(default=4, metadata=NO_HASH)
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    workers: int | None = field(default=None, metadata=NO_HASH)
     train_subset: int | None = None
     test_subset: int | None = None
 
@@ -55,6 +61,23 @@ class DataSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be ≥ 1 or null")
+        if self.image_size is not None and not 1 <= self.image_size <= 1024:
+            raise ValueError(f"image_size must be between 1 and 1024, got {self.image_size}")
+        if self.workers is not None and not 0 <= self.workers <= 64:
+            raise ValueError(f"workers must be between 0 and 64, got {self.workers}")
+        if self.crop_padding is not None and not 0 <= self.crop_padding <= 64:
+            raise ValueError(f"crop_padding must be between 0 and 64, got {self.crop_padding}")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give data.mean and data.std together")
+        if self.std is not None and (
+            not self.std or len(self.std) != len(self.mean or []) or min(self.std) <= 0
+        ):
+            raise ValueError("data.mean and data.std need one value per channel, std > 0")
+
+    @property
+    def loader_workers(self) -> int:
+        """DataLoader workers: as set, else min(4, CPU cores)."""
+        return self.workers if self.workers is not None else min(4, os.cpu_count() or 1)
 
 
 @dataclass

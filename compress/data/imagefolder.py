@@ -5,10 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.data.base import DATASETS, DatasetInfo, DataSettings, FolderData
-from compress.errors import DataNotFoundError
+from compress.errors import CompressError, DataNotFoundError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageReadError(CompressError):
+    """An image file of the dataset cannot be decoded (corrupt, truncated, or a decompression bomb)."""
+
+
+def read_image(path: str):
+    """Open an image as RGB, turning every decoding problem into a one-line `ImageReadError`.
+
+    Images past Pillow's pixel limit (``Image.MAX_IMAGE_PIXELS``, about 89 M) are refused as
+    decompression bombs instead of being decoded.
+    """
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open(path, "rb") as fh:
+                image = Image.open(fh)
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(
+            f"image '{path}' has more pixels than Pillow's safety limit (a decompression bomb?); "
+            "remove it from the dataset"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ImageReadError(
+            f"cannot read image '{path}' ({first}); remove or replace it"
+        ) from None
 
 
 def transforms_for(image_size: int, *, train: bool, augment: bool = True):
@@ -56,9 +88,13 @@ def load_imagefolder(settings: DataSettings) -> FolderData:
     augment = settings.augment != "none"
     try:
         train = ImageFolder(
-            str(root / "train"), transform=transforms_for(size, train=True, augment=augment)
+            str(root / "train"),
+            transform=transforms_for(size, train=True, augment=augment),
+            loader=read_image,
         )
-        test = ImageFolder(str(root / "val"), transform=transforms_for(size, train=False))
+        test = ImageFolder(
+            str(root / "val"), transform=transforms_for(size, train=False), loader=read_image
+        )
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataNotFoundError(f"cannot read image folders under '{root}': {exc}") from None
     if train.classes != test.classes:

@@ -8,7 +8,8 @@ Shuffling is a pure function of (seed, epoch), so a resumed run sees the same ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -129,7 +130,9 @@ class FolderLoader:
             generator=self.generator if shuffle else None,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            drop_last=shuffle and len(dataset) % batch_size == 1,
+            # a last batch of one image would break BatchNorm in training; drop it, unless it
+            # is the only batch there is
+            drop_last=shuffle and len(dataset) % batch_size == 1 and len(dataset) > batch_size,
             persistent_workers=False,
         )
         self.set_epoch(0)
@@ -147,8 +150,27 @@ class FolderLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in self.loader:
+        for x, y in _clean_errors(self.loader):
             x = self.normalize(x.to(self.device, non_blocking=True))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y.to(self.device, non_blocking=True)
+
+
+def _clean_errors(batches: Iterable[Any]) -> Iterator[Any]:
+    """Re-raise an unreadable image met in a worker as one line (workers add their traceback)."""
+    from compress.data.imagefolder import ImageReadError
+
+    try:
+        yield from batches
+    except ImageReadError as exc:
+        last = (str(exc).strip().splitlines() or [""])[-1]
+        raise ImageReadError(last.split("ImageReadError: ", 1)[-1]) from None
+
+
+def read_folder_items(dataset: Any) -> tuple[Any, Any]:
+    """Every item of a folder dataset as stacked uint8 images (numpy) and labels."""
+    import numpy as np
+
+    xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
+    return torch.stack(xs).numpy(), np.asarray(ys)

@@ -16,6 +16,7 @@ from compress.config import NO_HASH
 from compress.deploy.profiler import ProfileSettings
 from compress.errors import CompressError
 from compress.exporters.base import ExportSettings
+from compress.outputs import slug
 from compress.registry import suggest
 
 FORMATS = ("torch", "onnx", "onnx-int8", "onnx-fp16", "trt-fp32", "trt-fp16", "trt-int8")
@@ -84,7 +85,7 @@ def benchmark_model(
     from compress.exporters.base import ExportConfig
     from compress.exporters.validate import ExportValidationError
 
-    name = path.parent.name if path.name == "model.safetensors" else path.stem
+    name = slug(path.parent.name if path.name == "model.safetensors" else path.stem)
     target = parse_target(config.target)
     remote = not isinstance(target, LocalTarget)
     profile = dataclasses.replace(
@@ -163,6 +164,7 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
         ``{"rows", "table", "output", "gate"}``; ``gate`` lists the failures of ``min_accuracy``.
     """
     from compress.artifacts import atomic_write_json, atomic_write_text, default_output_dir
+    from compress.outputs import run_directory
     from compress.report.plots import pareto_plot
     from compress.report.tables import markdown, to_csv
 
@@ -184,38 +186,38 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
         if config.output
         else default_output_dir("benchmark", paths[0].parent.name or "model")
     )
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    for p in paths:
-        rows += benchmark_model(p, config, out, log)
-    table = markdown(rows, latency_batch=config.batches[0], throughput_batch=config.batches[-1])
-    gate = []
-    for r in rows:
-        if r["status"].startswith("validation failed"):
-            gate.append(f"{r['model']} {r['format']}: {r['status']}")
-        elif (
-            config.min_accuracy is not None
-            and r["status"] == "ok"
-            and (r["top1"] or 0) < config.min_accuracy
-        ):
-            gate.append(
-                f"{r['model']} {r['format']}: top-1 {100 * r['top1']:.2f}% < {100 * config.min_accuracy:.2f}%"
-            )
-    atomic_write_text(out / "benchmark.md", table + "\n")
-    atomic_write_text(out / "benchmark.csv", to_csv(rows))
-    atomic_write_json(
-        out / "benchmark.json",
-        {
-            "rows": rows,
-            "target": config.target,
-            "batches": config.batches,
-            "min_accuracy": config.min_accuracy,
-            "gate": gate,
-        },
-    )
-    pareto_plot(
-        rows,
-        out / "pareto.png",
-        title=f"accuracy vs latency (batch {config.batches[0]}, {config.target})",
-    )
+    with run_directory(out, kind="benchmark", reuse=True):
+        rows: list[dict[str, Any]] = []
+        for p in paths:
+            rows += benchmark_model(p, config, out, log)
+        table = markdown(rows, latency_batch=config.batches[0], throughput_batch=config.batches[-1])
+        gate = []
+        for r in rows:
+            if r["status"].startswith("validation failed"):
+                gate.append(f"{r['model']} {r['format']}: {r['status']}")
+            elif (
+                config.min_accuracy is not None
+                and r["status"] == "ok"
+                and (r["top1"] or 0) < config.min_accuracy
+            ):
+                gate.append(
+                    f"{r['model']} {r['format']}: top-1 {100 * r['top1']:.2f}% < {100 * config.min_accuracy:.2f}%"
+                )
+        atomic_write_text(out / "benchmark.md", table + "\n")
+        atomic_write_text(out / "benchmark.csv", to_csv(rows))
+        atomic_write_json(
+            out / "benchmark.json",
+            {
+                "rows": rows,
+                "target": config.target,
+                "batches": config.batches,
+                "min_accuracy": config.min_accuracy,
+                "gate": gate,
+            },
+        )
+        pareto_plot(
+            rows,
+            out / "pareto.png",
+            title=f"accuracy vs latency (batch {config.batches[0]}, {config.target})",
+        )
     return {"rows": rows, "table": table, "output": str(out), "gate": gate}

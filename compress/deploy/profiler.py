@@ -14,6 +14,7 @@ from typing import Any
 
 from compress.config import NO_HASH
 from compress.errors import CompressError
+from compress.header import ModelHeader
 
 SUFFIX_RUNTIME = {
     ".safetensors": "torch",
@@ -72,63 +73,63 @@ class ProfileSettings:
             raise ValueError("iters must be ≥ 1 and warmup ≥ 0")
 
 
-def model_metadata(path: Path) -> dict[str, Any]:
-    """Dataset, normalisation and input shape of a model file, ONNX export or engine."""
+def model_metadata(path: Path) -> ModelHeader | None:
+    """The header of a model file, or of the model an ONNX export or engine came from.
+
+    ``None`` for a foreign ONNX file or an engine whose export record is gone.
+    """
     from compress.artifacts import read_header
-    from compress.exporters.onnx import onnx_metadata
+    from compress.exporters.onnx import onnx_header
 
     suffix = path.suffix
     if suffix == ".safetensors":
-        header = read_header(path)
-        shape = [
-            int(header.get("in_channels", 3)),
-            *[int(v) for v in header.get("input_size") or (32, 32)],
-        ]
-        return {**header, "input_shape": shape}
+        return read_header(path)
     if suffix == ".onnx":
         if not path.exists():
             raise CompressError(f"'{path}' does not exist; check the path")
-        raw = onnx_metadata(path).get("compress")
-        return json.loads(raw) if raw else {}
+        return onnx_header(path)
     if suffix in (".plan", ".engine"):
         index = path.parent / "export.json"
         if index.exists():
-            record = json.loads(index.read_text())
-            for entry in record.get("formats", {}).values():
-                if Path(entry.get("path", "")).name == path.name:
-                    return model_metadata(Path(record["source"]["path"]))
-        return {}
+            try:
+                record = json.loads(index.read_text())
+                for entry in record.get("formats", {}).values():
+                    if Path(entry.get("path", "")).name == path.name:
+                        return model_metadata(Path(record["source"]["path"]))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None
+        return None
     raise CompressError(
         f"cannot profile '{path}': give a .safetensors model, an .onnx export or a TensorRT .plan"
     )
 
 
 def write_eval_set(
-    meta: dict[str, Any], count: int, data_dir: str | None, path: Path
+    header: ModelHeader | None, count: int, data_dir: str | None, path: Path
 ) -> Path | None:
-    """A compact evaluation set (uint8 images, labels, mean, std) as .npz, or None without a dataset."""
+    """A compact evaluation set (uint8 images, labels, mean, std) as .npz, or None without a dataset.
+
+    The images come at the model's recorded size, with its recorded normalisation.
+    """
     import numpy as np
 
-    from compress.data import sample_split
+    from compress.data import DataSettings, sample_split, settings_for_model
 
-    if count <= 0 or not meta.get("dataset"):
+    if count <= 0 or header is None or not header.dataset:
         return None
-    images, labels, info = sample_split(meta["dataset"], "test", count, data_dir=data_dir)
-    mean = meta.get("mean") or list(info.mean)
-    std = meta.get("std") or list(info.std)
+    settings = settings_for_model(header, DataSettings(name="", data_dir=data_dir))
+    images, labels, info = sample_split(settings, "test", count)
     np.savez_compressed(
         path,
         images=images,
         labels=labels,
-        mean=np.asarray(mean, np.float32),
-        std=np.asarray(std, np.float32),
+        mean=np.asarray(info.mean, np.float32),
+        std=np.asarray(info.std, np.float32),
     )
     return path
 
 
-def _onnx_for(
-    path: Path, meta: dict[str, Any], precision: str, tmp: Path, data_dir: str | None
-) -> Path:
+def _onnx_for(path: Path, precision: str, tmp: Path, data_dir: str | None) -> Path:
     """The ONNX file to run or build an engine from (exported from a .safetensors when needed)."""
     if path.suffix == ".onnx":
         return path
@@ -139,13 +140,22 @@ def _onnx_for(
     config = ExportConfig(
         model=str(path),
         format=fmt,
-        output=str(tmp),
+        output=str(tmp / "export"),
         data_dir=data_dir,
         activation_type="int8",
         validate_images=200,
     )
     result = export(config, log=lambda _m: None)
     return Path(result["formats"][fmt]["path"])
+
+
+def _shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
+    if meta is None:
+        raise CompressError(
+            f"'{model}' carries no compress metadata, so its input shape is unknown; export it "
+            "with `compress export` first"
+        )
+    return list(meta.input_shape)
 
 
 def _engine_profile(settings: ProfileSettings) -> tuple[int, int, int]:
@@ -186,7 +196,7 @@ def profile_model(
         settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
     )
     meta = model_metadata(model)
-    shape = meta.get("input_shape")
+    shape = list(meta.input_shape) if meta is not None else None
     batches = sorted(set(settings.batches))
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -219,7 +229,12 @@ def profile_model(
 
 
 def _local_runner(
-    model: Path, runtime: str, meta: dict[str, Any], settings: ProfileSettings, tmp: Path, log: Any
+    model: Path,
+    runtime: str,
+    meta: ModelHeader | None,
+    settings: ProfileSettings,
+    tmp: Path,
+    log: Any,
 ) -> Any:
     from compress.deploy import agent
     from compress.deploy.runners import make_runner
@@ -234,7 +249,7 @@ def _local_runner(
                 threads=settings.threads,
             )
         if runtime == "onnxruntime":
-            onnx = _onnx_for(model, meta, "fp32", tmp, settings.data_dir)
+            onnx = _onnx_for(model, "fp32", tmp, settings.data_dir)
             return make_runner(
                 "onnxruntime", str(onnx), providers=settings.providers, threads=settings.threads
             )
@@ -243,12 +258,12 @@ def _local_runner(
         from compress.exporters.tensorrt import require_tensorrt
 
         require_tensorrt()
-        onnx = _onnx_for(model, meta, settings.precision, tmp, settings.data_dir)
+        onnx = _onnx_for(model, settings.precision, tmp, settings.data_dir)
         plan = agent.build_cached(
             str(onnx),
             settings.precision,
             _engine_profile(settings),
-            meta["input_shape"],
+            _shape_of(meta, model),
             str(Path.home() / ".cache" / "compress" / "engines"),
             log=log,
         )
@@ -260,7 +275,7 @@ def _local_runner(
 def _remote(
     model: Path,
     runtime: str,
-    meta: dict[str, Any],
+    meta: ModelHeader | None,
     settings: ProfileSettings,
     target: Any,
     tmp: Path,
@@ -278,7 +293,7 @@ def _remote(
             "TensorRT engines are built on the device: give the .onnx export (or the model file) with --runtime tensorrt"
         )
     precision = settings.precision if runtime == "tensorrt" else "fp32"
-    onnx = _onnx_for(model, meta, precision, tmp, settings.data_dir)
+    onnx = _onnx_for(model, precision, tmp, settings.data_dir)
     files = [onnx] + ([eval_path] if eval_path else [])
     args = [
         "profile",
@@ -296,8 +311,8 @@ def _remote(
     ]
     if eval_path:
         args += ["--eval", eval_path.name]
-    if meta.get("input_shape"):
-        args += ["--input-shape", ",".join(map(str, meta["input_shape"]))]
+    if meta is not None:
+        args += ["--input-shape", ",".join(map(str, meta.input_shape))]
     if runtime == "tensorrt":
         args += [
             "--build",

@@ -16,7 +16,6 @@ from compress.artifacts import (
     default_output_dir,
     file_ref,
     load_model,
-    prepare_output_dir,
     read_header,
 )
 from compress.config import config_hash, hashed_dict, write_config
@@ -24,6 +23,7 @@ from compress.distill.base import METHODS, DistillContext, MethodSpec
 from compress.distill.config import DistillConfig
 from compress.distill.teachers import network_facts
 from compress.errors import CompressError
+from compress.outputs import run_directory
 
 __all__ = ["METHODS", "distill", "list_methods", "network_facts"]
 
@@ -60,9 +60,8 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
         CompressError: unknown method, missing or mismatched teacher, a teacher given to an
             online method, an output directory that already holds a run.
     """
-    from compress.data import load_data
+    from compress.data import load_data, load_data_for_model
     from compress.engine import resolve_device
-    from compress.evaluate import check_compatible
 
     spec: MethodSpec = METHODS.get(config.method)
     _check_method(config, spec)
@@ -71,38 +70,41 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
         header = read_header(config.teacher)  # clear error when missing or corrupt
         teacher_ref = file_ref(config.teacher)
     device = resolve_device(config.device)
-    data = load_data(config.data)
+    # with a teacher, the data comes at the teacher's recorded size and normalisation
+    data = (
+        load_data_for_model(header, config.data, what="teacher")
+        if config.teacher
+        else load_data(config.data)
+    )
     info = data.info
-    if config.teacher:
-        check_compatible(header, info, what="teacher")
     stem = f"{config.student}_{config.method}_{info.name}"
     out = Path(config.output) if config.output else default_output_dir("distill", stem)
-    out = prepare_output_dir(
-        out, resume=config.resume, markers=("state.pt", "summary.json", "config.yaml")
-    )
-    digest = config_hash(
-        {"config": hashed_dict(config), "teacher": teacher_ref and teacher_ref["sha256"]}
-    )
-    if config.resume:
-        _check_resume(out, config, digest)
-    write_config(config, out)
-    if config.teacher and not spec.needs_teacher:
-        log(f"method '{config.method}' trains without a teacher: {config.teacher} is not used")
-    runs = []
-    for k in range(config.seeds):
-        seed = config.seed + k
-        run_dir = out if config.seeds == 1 else out / f"seed{seed}"
-        runs.append(_run_seed(config, spec, seed, run_dir, data, device, digest, teacher_ref, log))
-    if config.seeds == 1:
-        return {**runs[0], "output": str(out)}
-    summary = _aggregate(runs, config, digest)
-    with atomic_path(out / "model.safetensors") as tmp:
-        shutil.copyfile(out / f"seed{config.seed}" / "model.safetensors", tmp)
-    atomic_write_json(out / "summary.json", summary)
-    log(
-        f"{config.seeds} seeds: best-epoch top-1 {100 * summary['top1_mean']:.2f} ± {100 * summary['top1_std']:.2f}%, "
-        f"last {100 * summary['top1_last_mean']:.2f} ± {100 * summary['top1_last_std']:.2f}% → {out / 'summary.json'}"
-    )
+    with run_directory(out, kind="distill", resume=config.resume):
+        digest = config_hash(
+            {"config": hashed_dict(config), "teacher": teacher_ref and teacher_ref["sha256"]}
+        )
+        if config.resume:
+            _check_resume(out, config, digest)
+        write_config(config, out)
+        if config.teacher and not spec.needs_teacher:
+            log(f"method '{config.method}' trains without a teacher: {config.teacher} is not used")
+        runs = []
+        for k in range(config.seeds):
+            seed = config.seed + k
+            run_dir = out if config.seeds == 1 else out / f"seed{seed}"
+            runs.append(
+                _run_seed(config, spec, seed, run_dir, data, device, digest, teacher_ref, log)
+            )
+        if config.seeds == 1:
+            return {**runs[0], "output": str(out)}
+        summary = _aggregate(runs, config, digest)
+        with atomic_path(out / "model.safetensors") as tmp:
+            shutil.copyfile(out / f"seed{config.seed}" / "model.safetensors", tmp)
+        atomic_write_json(out / "summary.json", summary)
+        log(
+            f"{config.seeds} seeds: best-epoch top-1 {100 * summary['top1_mean']:.2f} ± {100 * summary['top1_std']:.2f}%, "
+            f"last {100 * summary['top1_last_mean']:.2f} ± {100 * summary['top1_last_std']:.2f}% → {out / 'summary.json'}"
+        )
     return {**summary, "output": str(out)}
 
 

@@ -273,7 +273,7 @@ def _best_on_disk(out: Path, state: dict[str, Any]) -> tuple[float, int]:
     """The best top-1 so far, read from model.safetensors itself (consistent with the file)."""
     best = out / BEST_FILE
     if best.exists():
-        metrics = read_header(best).get("metrics") or {}
+        metrics = read_header(best).metrics or {}
         if "top1" in metrics:
             return float(metrics["top1"]), int(metrics.get("epoch", 0))
     saved = state.get("best") or {}

@@ -24,6 +24,8 @@ from compress.artifacts import (
 from compress.errors import CompressError
 from compress.exporters.base import EXPORTERS, BatchSpec, ExportConfig, ExportContext
 from compress.exporters.validate import ExportValidationError, torch_reference, validate
+from compress.header import ModelHeader
+from compress.outputs import run_directory
 
 EXPORT_JSON = "export.json"
 
@@ -34,20 +36,40 @@ def list_formats() -> list[str]:
 
 
 def dataset_images(
-    header: dict[str, Any], *, split: str, count: int, data_dir: str | None
+    header: ModelHeader, *, split: str, count: int, data_dir: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`count` class-balanced real images of the model's dataset, normalised as the model expects."""
-    from compress.data import sample_split
+    """`count` class-balanced real images of the model's dataset, as the model expects them.
 
-    name = header.get("dataset")
-    if not name:
+    Size, channels and normalisation all come from the model's header.
+    """
+    from compress.data import DataSettings, sample_split, settings_for_model
+
+    if not header.dataset:
         raise CompressError(
             "the model file records no dataset, so there are no real images to calibrate or validate on"
         )
-    images, labels, info = sample_split(name, split, count, data_dir=data_dir)
-    mean = np.asarray(header.get("mean") or info.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(header.get("std") or info.std, dtype=np.float32).reshape(1, -1, 1, 1)
+    settings = settings_for_model(header, DataSettings(name="", data_dir=data_dir))
+    images, labels, info = sample_split(settings, split, count)
+    if tuple(images.shape[1:]) != tuple(header.input_shape):
+        raise CompressError(
+            f"the model takes {'×'.join(map(str, header.input_shape))} inputs but {info.name} gives "
+            f"{'×'.join(map(str, images.shape[1:]))} images; pass the dataset it was trained on"
+        )
+    mean = np.asarray(info.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(info.std, dtype=np.float32).reshape(1, -1, 1, 1)
     return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32), labels
+
+
+def check_finite(model: Any) -> None:
+    """Refuse a model with NaN or infinite weights (its export could never match anything)."""
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CompressError(
+                f"the model has NaN or infinite values in '{name}'; it cannot be exported: "
+                "retrain it, or export an earlier checkpoint"
+            )
 
 
 def _update_export_json(out: Path, fmt: str, entry: dict[str, Any], source: dict[str, Any]) -> None:
@@ -81,6 +103,10 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
     header = read_header(config.model)
     BatchSpec.parse(config.batch)
     formats = [f.strip() for f in config.format.split(",") if f.strip()]
+    if not formats:
+        raise CompressError(
+            f"--format is empty; give one or more of {', '.join(EXPORTERS.names())} (comma-separated)"
+        )
     exporters = []
     for fmt in formats:
         cls = EXPORTERS.get(fmt)
@@ -89,66 +115,64 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
         exporter.check_available()  # fail before loading data or models
         exporters.append(exporter)
     model = load_model(config.model)
-    shape = (
-        int(header.get("in_channels", 3)),
-        *[int(v) for v in header.get("input_size") or (32, 32)],
-    )
+    check_finite(model)
+    shape = header.input_shape
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("export", stem)
-    out.mkdir(parents=True, exist_ok=True)
-    needs_calib = any(e.precision == "int8" for e in exporters)
-    calib = (
-        dataset_images(header, split="train", count=config.calib_images, data_dir=config.data_dir)[
-            0
-        ]
-        if needs_calib
-        else None
-    )
-    val_images, val_labels = dataset_images(
-        header, split="test", count=config.validate_images, data_dir=config.data_dir
-    )
-    ref = torch_reference(model, val_images, val_labels)
-    source = {
-        **file_ref(config.model),
-        "input_shape": list(shape),
-        "pruned": bool(header.get("pruning")),
-    }
-    results = {}
-    for exporter in exporters:
-        ctx = ExportContext(Path(config.model), header, shape, calib, out, log)
-        t0 = time.perf_counter()
-        info = exporter.export(model, ctx)
-        path = Path(info["path"])
-        entry: dict[str, Any] = {
-            "path": str(path),
-            "size_bytes": path.stat().st_size,
-            "precision": exporter.precision,
-            "seconds": info["seconds"],
-            "settings": {
-                k: v
-                for k, v in asdict(replace(config, format=exporter.name)).items()
-                if k not in ("model", "output")
-            },
-            **{k: v for k, v in info.items() if k not in ("path", "seconds")},
+    with run_directory(out, kind="export", reuse=True):
+        needs_calib = any(e.precision == "int8" for e in exporters)
+        calib = (
+            dataset_images(
+                header, split="train", count=config.calib_images, data_dir=config.data_dir
+            )[0]
+            if needs_calib
+            else None
+        )
+        val_images, val_labels = dataset_images(
+            header, split="test", count=config.validate_images, data_dir=config.data_dir
+        )
+        ref = torch_reference(model, val_images, val_labels)
+        source = {
+            **file_ref(config.model),
+            "input_shape": list(shape),
+            "pruned": header.pruned,
         }
-        try:
-            entry["validation"] = validate(
-                exporter.make_runner(path),
-                ref,
-                precision=exporter.precision,
-                fmt=exporter.name,
-                model=model,
-                onnx_path=path,
-            )
-            entry["status"] = "ok"
-        except ExportValidationError as exc:
-            entry["validation"], entry["status"] = exc.report, "validation failed"
+        results = {}
+        for exporter in exporters:
+            ctx = ExportContext(Path(config.model), header, calib, out, log)
+            t0 = time.perf_counter()
+            info = exporter.export(model, ctx)
+            path = Path(info["path"])
+            entry: dict[str, Any] = {
+                "path": str(path),
+                "size_bytes": path.stat().st_size,
+                "precision": exporter.precision,
+                "seconds": info["seconds"],
+                "settings": {
+                    k: v
+                    for k, v in asdict(replace(config, format=exporter.name)).items()
+                    if k not in ("model", "output")
+                },
+                **{k: v for k, v in info.items() if k not in ("path", "seconds")},
+            }
+            try:
+                entry["validation"] = validate(
+                    exporter.make_runner(path),
+                    ref,
+                    precision=exporter.precision,
+                    fmt=exporter.name,
+                    model=model,
+                    onnx_path=path,
+                )
+                entry["status"] = "ok"
+            except ExportValidationError as exc:
+                entry["validation"], entry["status"] = exc.report, "validation failed"
+                _update_export_json(out, exporter.name, entry, source)
+                raise
+            entry["elapsed_s"] = time.perf_counter() - t0
             _update_export_json(out, exporter.name, entry, source)
-            raise
-        entry["elapsed_s"] = time.perf_counter() - t0
-        _update_export_json(out, exporter.name, entry, source)
-        results[exporter.name] = entry
-        log(describe(exporter.name, entry))
+            results[exporter.name] = entry
+            log(describe(exporter.name, entry))
     return {"output": str(out), "formats": results}
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from compress.config import NO_HASH
 from compress.errors import CompressError
+from compress.header import ModelHeader
 from compress.registry import Registry
 
 #: format name → Exporter subclass
@@ -100,8 +101,7 @@ class ExportContext:
     """What an exporter gets besides the model: data for calibration and validation."""
 
     model_path: Path
-    header: dict[str, Any]
-    input_shape: tuple[int, int, int]
+    header: ModelHeader
     calib_images: Any = None  # numpy float32 (N, C, H, W), normalised
     out_dir: Path = Path(".")
     log: Any = print

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from compress.artifacts import atomic_path
+from compress.errors import CompressError
 from compress.exporters.base import EXPORTERS, ExportContext, Exporter
+from compress.header import ModelHeader
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -113,16 +115,32 @@ def provenance(ctx: Any, *, fmt: str, precision: str) -> dict[str, Any]:
         "format": fmt,
         "precision": precision,
         "source": {"path": str(ctx.model_path), "sha256": file_sha256(ctx.model_path)},
-        "config_hash": (header.get("provenance") or {}).get("config_hash"),
-        "arch": header.get("arch"),
-        "pruned": bool(header.get("pruning")),
-        "num_classes": header.get("num_classes"),
-        "input_shape": list(ctx.input_shape),
-        "mean": header.get("mean"),
-        "std": header.get("std"),
-        "dataset": header.get("dataset"),
-        "class_names": header.get("class_names"),
+        "config_hash": header.provenance.get("config_hash"),
+        "input_shape": list(header.input_shape),
+        "header": header.to_dict(),
     }
+
+
+def onnx_header(path: str | Path) -> ModelHeader | None:
+    """The model header an exported ONNX file carries (``None`` for a foreign ONNX file).
+
+    Raises:
+        CompressError: the file is not a readable ONNX model.
+    """
+    try:
+        raw = onnx_metadata(path).get("compress")
+    except Exception as exc:  # onnx raises protobuf's DecodeError and others for a bad file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CompressError(f"'{path}' is not a readable ONNX model ({first})") from None
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or "header" not in meta:
+        return None
+    return ModelHeader.from_dict(meta["header"], source=str(path))
 
 
 class _OnnxRuntimeRunner:
@@ -149,7 +167,11 @@ class OnnxExporter(Exporter):
     def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
         meta = provenance(ctx, fmt=self.name, precision=self.precision)
         export_onnx(
-            model, path, ctx.input_shape, opset=self.settings.opset, metadata={"compress": meta}
+            model,
+            path,
+            ctx.header.input_shape,
+            opset=self.settings.opset,
+            metadata={"compress": meta},
         )
         return {"opset": self.settings.opset}
 

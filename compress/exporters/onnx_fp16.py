@@ -29,7 +29,7 @@ class OnnxFp16Exporter(Exporter):
 
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(
-                model, Path(tmp) / "fp32.onnx", ctx.input_shape, opset=self.settings.opset
+                model, Path(tmp) / "fp32.onnx", ctx.header.input_shape, opset=self.settings.opset
             )
             proto = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
         del proto.metadata_props[:]

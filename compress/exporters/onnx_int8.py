@@ -107,7 +107,9 @@ class OnnxInt8Exporter(Exporter):
         }[s.calib_method]
         act = QuantType.QInt8 if s.activation_type == "int8" else QuantType.QUInt8
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", ctx.input_shape, opset=s.opset)
+            fp32 = export_onnx(
+                model, Path(tmp) / "fp32.onnx", ctx.header.input_shape, opset=s.opset
+            )
             pre = Path(tmp) / "pre.onnx"
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
             exclude = float_boundary_nodes(pre) if s.float_first_last else []
@@ -148,7 +150,7 @@ class OnnxInt8Exporter(Exporter):
             if s.compare_speed:
                 batch = min(BatchSpec.parse(s.batch).max, SPEED_BATCH_CAP)
                 info["speed_vs_fp32"] = speed = compare_speed(
-                    fp32, path, ctx.input_shape, batch=batch
+                    fp32, path, ctx.header.input_shape, batch=batch
                 )
                 ctx.log(
                     f"onnx-int8: ONNX Runtime CPU latency at batch {batch}: fp32 {speed['fp32_ms']:.2f} ms, "

@@ -58,7 +58,7 @@ class TensorRTExporter(Exporter):
         return agent.build_recipe(
             self.precision,
             (b.min, b.opt, b.max),
-            ctx.input_shape,
+            ctx.header.input_shape,
             features=features,
             workspace_gb=self.settings.workspace_gb,
             optimization_level=self.settings.optimization_level,
@@ -87,7 +87,7 @@ class TensorRTExporter(Exporter):
             settings = replace(settings, activation_type="int8")
         with tempfile.TemporaryDirectory() as tmp:
             src_ctx = ExportContext(
-                ctx.model_path, ctx.header, ctx.input_shape, ctx.calib_images, Path(tmp), ctx.log
+                ctx.model_path, ctx.header, ctx.calib_images, Path(tmp), ctx.log
             )
             source = source_cls(settings).export(model, src_ctx)["path"]
             for note in recipe["notes"]:

@@ -122,6 +122,12 @@ def validate(
     report["accuracy_delta"] = report["top1_export"] - report["top1_torch"]
     tol = TOLERANCES[precision]
     failures = []
+    if not np.isfinite(got).all():
+        bad = int((~np.isfinite(got)).any(axis=1).sum())
+        failures.append(f"the export gives NaN or infinite logits for {bad} of {len(got)} images")
+        report["max_abs_error"] = report["max_rel_error"] = float("inf")
+    if not np.isfinite(ref.logits).all():
+        failures.append("PyTorch itself gives NaN or infinite logits: the model is broken")
     if tol.get("max_abs") is not None:
         bound = tol["max_abs"] + tol.get("rtol", 0.0) * scale
         if report["max_abs_error"] > bound:

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from compress.errors import CompressError
+from compress.header import ModelHeader
 from compress.models import mobilenetv2, resnet, shufflenet, torchvision_zoo, vgg, wrn  # noqa: F401
 from compress.models.features import FeatureHooks
 from compress.models.registry import MODELS
@@ -51,14 +52,17 @@ def create_model(
         model = factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
     except (ValueError, TypeError, KeyError) as exc:
         raise CompressError(f"cannot build model '{name}': {exc}") from None
-    model.compress_header = {  # type: ignore[assignment]
-        "arch": {
-            "name": name,
-            "kwargs": {"num_classes": num_classes, "in_channels": in_channels, **kwargs},
+    model.compress_header = ModelHeader.from_dict(  # type: ignore[assignment]
+        {
+            "arch": {
+                "name": name,
+                "kwargs": {"num_classes": num_classes, "in_channels": in_channels, **kwargs},
+            },
+            "num_classes": num_classes,
+            "in_channels": in_channels,
         },
-        "num_classes": num_classes,
-        "in_channels": in_channels,
-    }
+        source=f"model '{name}'",
+    )
     return model
 
 

@@ -24,13 +24,3 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     finally:
         model.train(was_training)
     return int(macs)
-
-
-def model_input_shape(
-    model: nn.Module, default_size: Sequence[int] = (32, 32)
-) -> tuple[int, int, int]:
-    """(C, H, W) a model expects, from its header (falling back to `default_size`)."""
-    header = getattr(model, "compress_header", None) or {}
-    channels = int(header.get("in_channels", 3))
-    size = header.get("input_size") or list(default_size)
-    return channels, int(size[0]), int(size[1])

@@ -21,12 +21,12 @@ from compress.artifacts import (
     file_ref,
     load_model,
     model_header,
-    prepare_output_dir,
     read_header,
     save_model,
 )
 from compress.config import config_hash, hashed_dict, write_config
 from compress.errors import CompressError
+from compress.outputs import run_directory
 from compress.prune.config import PruneConfig
 from compress.prune.settings import PruneSettings
 from compress.prune.structured import (
@@ -113,9 +113,8 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
     ``params_after``, ``macs_before``, ``macs_after``, top-1 before / after pruning / after
     fine-tuning, latency) and, with fine-tuning, the usual training files.
     """
-    from compress.data import build_loaders, load_data
+    from compress.data import build_loaders, load_data_for_model, settings_for_model
     from compress.engine import resolve_device
-    from compress.evaluate import check_compatible
 
     if not config.model:
         raise CompressError("give the model file to prune: compress prune MODEL.safetensors")
@@ -125,75 +124,76 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
     source = load_model(config.model)
     check_prunable(source)
     device = resolve_device(config.device)
-    data_settings = (
-        config.data
-        if config.data.name
-        else replace(config.data, name=header.get("dataset") or "digits")
-    )
-    data = load_data(data_settings)
+    data_settings = settings_for_model(header, config.data)
+    data = load_data_for_model(header, config.data)
     info = data.info
-    check_compatible(header, info)
-    if header.get("mean"):
-        info = replace(info, mean=tuple(header["mean"]), std=tuple(header["std"]))
-        data = replace(data, info=info)
-    shape = (info.in_channels, *info.input_size)
+    shape = header.input_shape
     stem = Path(config.model).parent.name or "model"
     out = (
         Path(config.output)
         if config.output
         else default_output_dir("prune", f"{stem}_{config.prune.ratio}")
     )
-    out = prepare_output_dir(
-        out, resume=config.resume, markers=("state.pt", "summary.json", PLAN_FILE)
-    )
-    digest = config_hash({"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]})
-    write_config(config, out)
-    train_loader, eval_loader = build_loaders(data, data_settings, device=device, seed=config.seed)
-    job = _Job(config, info, shape, train_loader, eval_loader, device, digest, log)
+    with run_directory(
+        out,
+        kind="prune",
+        resume=config.resume,
+        run_files=("state.pt", "summary.json", PLAN_FILE, "config.yaml"),
+    ):
+        digest = config_hash(
+            {"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]}
+        )
+        write_config(config, out)
+        train_loader, eval_loader = build_loaders(
+            data, data_settings, device=device, seed=config.seed
+        )
+        job = _Job(config, info, shape, train_loader, eval_loader, device, digest, log)
 
-    resumable = config.resume and (out / PLAN_FILE).exists() and (out / "last.safetensors").exists()
-    if resumable:
-        plan = json.loads((out / PLAN_FILE).read_text())
-        if plan.get("config_hash") != digest:
-            raise CompressError(
-                f"the config differs from the one '{out}' was started with; use a new --output"
-            )
-        model = load_model(out / "last.safetensors", device=device)
-        log(f"resuming the fine-tuning in {out}")
-    else:
-        model, plan = _prune(source, job, out)
-    before, after_prune = plan["before"], plan["after_prune"]
+        resumable = (
+            config.resume and (out / PLAN_FILE).exists() and (out / "last.safetensors").exists()
+        )
+        if resumable:
+            plan = json.loads((out / PLAN_FILE).read_text())
+            if plan.get("config_hash") != digest:
+                raise CompressError(
+                    f"the config differs from the one '{out}' was started with; use a new --output"
+                )
+            model = load_model(out / "last.safetensors", device=device)
+            log(f"resuming the fine-tuning in {out}")
+        else:
+            model, plan = _prune(source, job, out)
+        before, after_prune = plan["before"], plan["after_prune"]
 
-    if config.finetune_epochs > 0:
-        tuned = _finetune(model, job, out, config.finetune_epochs)
-        model = load_model(out / "model.safetensors", device=device)
-        fine_top1: float | None = tuned["top1"]
-    else:
-        fine_top1 = None
-    after = _measure(model, shape, eval_loader, config)
-    after["file_bytes"] = (out / "model.safetensors").stat().st_size
-    summary = {
-        "model": str(config.model),
-        "output_model": str(out / "model.safetensors"),
-        "params_before": before["params"],
-        "params_after": after["params"],
-        "macs_before": before["macs"],
-        "macs_after": after["macs"],
-        "top1_before": before["top1"],
-        "top1_pruned": after_prune["top1"],
-        "top1": after["top1"],
-        "top1_finetuned": fine_top1,
-        "bn_recalibration_images": after_prune.get("bn_recalibration_images", 0),
-        "ratio": plan["ratio"],
-        "importance": config.prune.importance,
-        "method": config.method_name if config.finetune_epochs else None,
-        "before": before,
-        "after": after,
-        "config_hash": digest,
-    }
-    atomic_write_json(out / "summary.json", summary)
-    log("")
-    log(report_table(before, after_prune, after, fine_top1 is not None))
+        if config.finetune_epochs > 0:
+            tuned = _finetune(model, job, out, config.finetune_epochs)
+            model = load_model(out / "model.safetensors", device=device)
+            fine_top1: float | None = tuned["top1"]
+        else:
+            fine_top1 = None
+        after = _measure(model, shape, eval_loader, config)
+        after["file_bytes"] = (out / "model.safetensors").stat().st_size
+        summary = {
+            "model": str(config.model),
+            "output_model": str(out / "model.safetensors"),
+            "params_before": before["params"],
+            "params_after": after["params"],
+            "macs_before": before["macs"],
+            "macs_after": after["macs"],
+            "top1_before": before["top1"],
+            "top1_pruned": after_prune["top1"],
+            "top1": after["top1"],
+            "top1_finetuned": fine_top1,
+            "bn_recalibration_images": after_prune.get("bn_recalibration_images", 0),
+            "ratio": plan["ratio"],
+            "importance": config.prune.importance,
+            "method": config.method_name if config.finetune_epochs else None,
+            "before": before,
+            "after": after,
+            "config_hash": digest,
+        }
+        atomic_write_json(out / "summary.json", summary)
+        log("")
+        log(report_table(before, after_prune, after, fine_top1 is not None))
     return {**summary, "output": str(out)}
 
 
@@ -227,14 +227,16 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
             log(
                 f"fine-tuning {config.step_epochs} epoch(s) after pruning step {step + 1}/{settings.steps}"
             )
-            model.compress_header["pruning"] = append_record(
-                model_header(source).get("pruning"), partial
+            model.compress_header = model.compress_header.replace(
+                pruning=append_record(source.compress_header.pruning, partial)
             )
             _finetune(model, job, out / f"step{step + 1}", config.step_epochs)
             model.cpu()
 
     record = prune_channels(model, shape, settings, grad_fn=grad_fn, between_steps=between_steps)
-    model.compress_header["pruning"] = append_record(model_header(source).get("pruning"), record)
+    model.compress_header = model.compress_header.replace(
+        pruning=append_record(source.compress_header.pruning, record)
+    )
     model.to(device)
     recalibrated = recalibrate_bn(model, job.train_loader, config.bn_recalibration)
     after_prune = _measure(model, shape, eval_loader, config)
@@ -321,7 +323,7 @@ def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, 
         device=device,
         config_hash=job.digest,
         save_meta={
-            "pruning": header.get("pruning"),
+            "pruning": header.pruning,
             "parent": config.model,
             "teacher": file_ref(config.teacher) if teacher is not None else None,
         },

@@ -24,12 +24,16 @@ from compress.prune.settings import PruneSettings
 UNSUPPORTED_FAMILIES = ("shufflenet",)
 
 
+def _arch_name(model: nn.Module) -> str:
+    header = getattr(model, "compress_header", None)
+    return getattr(header, "arch", "") or ""
+
+
 def classifier_module(model: nn.Module) -> nn.Module | None:
     """The model's final Linear layer (never pruned: it defines the classes)."""
     from compress.models import model_info
 
-    header = getattr(model, "compress_header", None) or {}
-    name = (header.get("arch") or {}).get("name")
+    name = _arch_name(model)
     if name:
         try:
             embedding = model_info(name).get("embedding")
@@ -47,7 +51,7 @@ def check_prunable(model: nn.Module) -> None:
     """Raise a clear error for an architecture torch-pruning cannot handle."""
     from compress.models import model_info
 
-    name = ((getattr(model, "compress_header", None) or {}).get("arch") or {}).get("name", "")
+    name = _arch_name(model)
     try:
         family = model_info(name).get("family", "") if name else ""
     except KeyError:
@@ -233,9 +237,7 @@ def append_record(existing: dict[str, Any] | None, record: dict[str, Any]) -> di
     return {"rounds": rounds}
 
 
-def replay_history(
-    model: nn.Module, pruning: dict[str, Any], header: dict[str, Any] | None = None
-) -> None:
+def replay_history(model: nn.Module, pruning: dict[str, Any]) -> None:
     """Rebuild a pruned architecture on a fresh `model` by replaying every recorded round."""
     import torch_pruning as tp
 

@@ -73,7 +73,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     ]
     for args, expected in cases:
         result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)
         assert expected in result.output
         assert "Traceback" not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
@@ -84,7 +84,7 @@ def test_existing_run_is_not_overwritten(digits_model):
     result = CliRunner().invoke(
         cli, ["train", "--output", str(digits_model.parent), "--epochs", "1"]
     )
-    assert result.exit_code == 1 and "--resume" in result.output
+    assert result.exit_code == 2 and "--resume" in result.output
     assert digits_model.read_bytes() == before
 
 
@@ -104,4 +104,4 @@ def test_eval_rejects_a_mismatched_dataset(digits_model, cifar100_dir):
     result = CliRunner().invoke(
         cli, ["eval", str(digits_model), "--dataset", "cifar100", "--data-dir", str(cifar100_dir)]
     )
-    assert result.exit_code == 1 and "10 classes but cifar100 has 100" in result.output
+    assert result.exit_code == 2 and "10 classes but cifar100 has 100" in result.output

@@ -37,9 +37,9 @@ def test_distill_with_seeds_reports_mean_and_std(digits_model, tmp_path):
     assert summary["seeds"] == [0, 1] and len(summary["per_seed"]) == 2
     assert summary["top1_mean"] == pytest.approx(sum(r["top1"] for r in summary["per_seed"]) / 2)
     header = read_header(out / "model.safetensors")
-    teacher = header["provenance"]["teacher"]
+    teacher = header.provenance["teacher"]
     assert teacher["path"] == str(digits_model) and teacher["sha256"] == file_sha256(digits_model)
-    assert header["extra"]["method"] == "kd"
+    assert header.extra["method"] == "kd"
     assert (out / "seed1" / "model.safetensors").exists()
     config = (out / "config.yaml").read_text()
     assert "method: kd" in config and "kd_weight: 0.9" in config  # resolved method settings
@@ -85,7 +85,7 @@ def test_distill_errors_are_one_line(digits_model, tmp_path):
         result = CliRunner().invoke(
             cli, ["distill", *extra, "--output", str(tmp_path / "o"), *FAST]
         )
-        assert result.exit_code == 1, (extra, result.output)
+        assert result.exit_code == 2, (extra, result.output)
         assert expected in result.output, (extra, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
 

@@ -49,10 +49,10 @@ def test_prune_finetune_with_kd_and_table(digits_model, tmp_path):
     for runtime in ("torch", "onnxruntime"):
         assert all(v > 0 for v in summary["after"]["latency_ms"][runtime].values())
     header = read_header(out / "model.safetensors")
-    assert header["pruning"]["rounds"] and header["provenance"]["parent"]["sha256"] == file_sha256(
+    assert header.pruning["rounds"] and header.provenance["parent"]["sha256"] == file_sha256(
         digits_model
     )
-    assert header["provenance"]["teacher"]["sha256"] == file_sha256(digits_model)
+    assert header.provenance["teacher"]["sha256"] == file_sha256(digits_model)
     # reloads in a fresh process with the pruned size and identical outputs
     model = compress.load_model(out / "model.safetensors")
     x = torch.randn(4, 1, 8, 8)
@@ -92,6 +92,6 @@ def test_prune_errors_are_one_line(digits_model, tmp_path):
         result = CliRunner().invoke(
             cli, ["prune", *extra, "--no-latency", "--output", str(tmp_path / "o")]
         )
-        assert result.exit_code == 1, (extra, result.output)
+        assert result.exit_code == 2, (extra, result.output)
         assert expected in result.output, (extra, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output

@@ -77,7 +77,7 @@ def test_benchmark_errors(digits_model, tmp_path):
         ([], "give at least one model"),
     ]:
         result = CliRunner().invoke(cli, ["benchmark", *args, "--output", str(tmp_path / "o")])
-        assert result.exit_code == 1 and expected in result.output, result.output
+        assert result.exit_code == 2 and expected in result.output, result.output
 
 
 def test_pareto_front():

@@ -65,6 +65,6 @@ def test_profile_errors(digits_model, tmp_path):
     ]
     for args, expected in cases:
         result = CliRunner().invoke(cli, ["profile", *args, "--iters", "1"])
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)
         assert expected in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output

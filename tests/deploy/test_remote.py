@@ -75,7 +75,7 @@ def test_missing_runtime_on_the_device_is_a_one_line_error(sshd, digits_model, t
             sshd["python_no_ort"],
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and "onnxruntime is not installed on this machine" in errors[0]
     assert "Traceback" not in result.output
@@ -85,4 +85,4 @@ def test_torch_and_engines_are_refused_for_remote_targets(sshd, digits_model, tm
     result = CliRunner().invoke(
         cli, ["profile", str(digits_model), "--target", sshd["url"], "--ssh-config", sshd["config"]]
     )
-    assert result.exit_code == 1 and "device agent runs onnxruntime and tensorrt" in result.output
+    assert result.exit_code == 2 and "device agent runs onnxruntime and tensorrt" in result.output

@@ -44,7 +44,7 @@ def test_two_epochs_on_digits_pass_90_percent(tmp_path):
     on_disk = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert 0 <= on_disk["top1_last"] <= on_disk["top1"] <= 1
     assert len(_metrics(tmp_path / "r")) == 2
-    assert read_header(tmp_path / "r" / "model.safetensors")["metrics"]["top1"] == on_disk["top1"]
+    assert read_header(tmp_path / "r" / "model.safetensors").metrics["top1"] == on_disk["top1"]
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
@@ -142,7 +142,7 @@ def test_nan_loss_stops_and_keeps_last_good_files(tmp_path):
             config_hash="h",
             log=lambda _m: None,
         )
-    assert read_header(tmp_path / "last.safetensors")["metrics"]["epoch"] == 1
+    assert read_header(tmp_path / "last.safetensors").metrics["epoch"] == 1
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["task"].values() if v.is_floating_point())
@@ -155,8 +155,9 @@ def test_malicious_state_pt_is_refused_without_running(digits_model, tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    out = tmp_path / "run"
-    out.mkdir()
+    from compress.outputs import make_owned_dir
+
+    out = make_owned_dir(tmp_path / "run", kind="train")  # a run folder of compress's own
     with open(out / "state.pt", "wb") as fh:
         pickle.dump({"format": "compress-state", "payload": Evil()}, fh)
     cfg = build(TrainConfig, {**FAST_DIGITS, "output": str(out), "resume": True})

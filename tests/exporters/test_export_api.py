@@ -54,7 +54,7 @@ def test_all_onnx_formats_validate_and_record_provenance(digits_model, tmp_path)
         assert meta["source"]["sha256"] == file_sha256(digits_model)
         assert (
             meta["format"] == fmt
-            and meta["dataset"] == "digits"
+            and meta["header"]["dataset"] == "digits"
             and meta["input_shape"] == [1, 8, 8]
         )
         assert meta["toolkit_version"]
@@ -114,11 +114,11 @@ def test_export_errors(digits_model, tmp_path):
         result = CliRunner().invoke(
             cli, ["export", str(digits_model), *extra, "--output", str(tmp_path / "o")]
         )
-        assert result.exit_code == 1, (extra, result.output)
+        assert result.exit_code == 2, (extra, result.output)
         assert expected in result.output, (extra, result.output)
         assert len(result.output.strip().splitlines()) == 1
     missing = CliRunner().invoke(cli, ["export", str(tmp_path / "nope.safetensors")])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_batch_spec():

@@ -55,8 +55,9 @@ def test_pruned_model_exports_at_its_pruned_size(tmp_path):
     model = create_model("resnet8x4", num_classes=10).eval()
     full = weight_elements_torch(model)
     record = prune_channels(model, (3, 32, 32), PruneSettings(ratio=0.5))
-    model.compress_header["pruning"] = append_record(None, record)
-    path = compress.save_model(model, tmp_path / "p.safetensors")
+    path = compress.save_model(
+        model, tmp_path / "p.safetensors", pruning=append_record(None, record)
+    )
     reloaded = compress.load_model(path)
     onnx_path = export_onnx(reloaded, tmp_path / "p.onnx", (3, 32, 32))
     assert weight_elements_onnx(onnx_path) == weight_elements_torch(reloaded) < 0.3 * full

@@ -40,10 +40,10 @@ def test_every_zoo_model_prunes_or_gets_a_clear_error(name):
 
 def test_save_load_round_trip_is_identical_in_a_fresh_process(tmp_path):
     model = create_model("resnet8x4", num_classes=10, in_channels=1).eval()
-    model.compress_header["input_size"] = [28, 28]
     record = prune_channels(model, (1, 28, 28), PruneSettings(ratio=0.5))
-    model.compress_header["pruning"] = append_record(None, record)
-    path = compress.save_model(model, tmp_path / "p.safetensors")
+    path = compress.save_model(
+        model, tmp_path / "p.safetensors", input_size=[28, 28], pruning=append_record(None, record)
+    )
     x = torch.randn(3, 1, 28, 28)
     loaded = compress.load_model(path)
     assert torch.equal(loaded(x), model(x))
@@ -54,13 +54,13 @@ def test_pruning_a_pruned_model_replays_both_rounds(tmp_path):
     model = create_model("resnet20", num_classes=10).eval()
     for ratio in (0.3, 0.3):
         record = prune_channels(model, (3, 32, 32), PruneSettings(ratio=ratio))
-        model.compress_header["pruning"] = append_record(
-            model.compress_header.get("pruning"), record
+        model.compress_header = model.compress_header.replace(
+            pruning=append_record(model.compress_header.pruning, record)
         )
     path = compress.save_model(model, tmp_path / "p.safetensors")
     loaded = compress.load_model(path)
     x = torch.randn(2, 3, 32, 32)
-    assert len(loaded.compress_header["pruning"]["rounds"]) == 2
+    assert len(loaded.compress_header.pruning["rounds"]) == 2
     assert torch.equal(loaded(x), model(x))
 
 

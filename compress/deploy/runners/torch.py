@@ -32,12 +32,7 @@ class TorchRunner(Runner):
             torch.set_num_threads(threads)
         self.device = resolve_device(device)
         self.model = load_model(path, device=self.device)
-        header = self.model.compress_header
-        self.input_shape = (
-            None,
-            int(header.get("in_channels", 3)),
-            *[int(v) for v in header.get("input_size") or (32, 32)],
-        )
+        self.input_shape = (None, *self.model.compress_header.input_shape)
         self.forward = torch.compile(self.model) if compile else self.model
 
     def gpu_memory_bytes(self) -> int | None:

@@ -52,8 +52,8 @@ class DML(Distiller):
 def _build(student: nn.Module, teacher: nn.Module | None, settings: DMLSettings, ctx) -> DML:
     from compress.models import create_model
 
-    arch = student.compress_header["arch"]
-    peers = [create_model(arch["name"], **arch["kwargs"]) for _ in range(settings.cohort - 1)]
+    header = student.compress_header
+    peers = [create_model(header.arch, **header.arch_kwargs) for _ in range(settings.cohort - 1)]
     return DML(student, peers, settings)
 
 
