@@ -76,7 +76,7 @@ def test_truncated_and_foreign_files_give_clear_errors(tmp_path):
 
     foreign = tmp_path / "f.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(ModelFileError, match="no compress header.*compress import"):
+    with pytest.raises(ModelFileError, match=r"no compress header.*compress import"):
         compress.load_model(foreign)
     with pytest.raises(ModelFileError, match="does not exist"):
         compress.load_model(tmp_path / "missing.safetensors")

@@ -20,6 +20,11 @@ from compress.outputs import (
 )
 
 
+def _claim(path, **kwargs):
+    with run_directory(path, kind="train", **kwargs):
+        pass
+
+
 def test_run_directory_refuses_to_overwrite_and_resumes(tmp_path):
     with run_directory(tmp_path / "run", kind="train") as out:
         (out / "state.pt").write_bytes(b"x")
@@ -41,8 +46,7 @@ def test_a_folder_of_the_users_is_never_written_into(tmp_path):
     (user / "config.yaml").write_text("mine: 1\n")
     (user / "model.safetensors").write_bytes(b"precious")
     with pytest.raises(CompressError, match="compress did not write"):
-        with run_directory(user, kind="train"):
-            pass
+        _claim(user)
     assert (user / "model.safetensors").read_bytes() == b"precious"
     assert not (user / MARKER).exists()
     empty = tmp_path / "empty"
@@ -80,11 +84,13 @@ def test_a_second_process_cannot_use_a_locked_run_directory(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(
-            CompressError, match=rf"in use by another compress process \(pid {holder.pid}\)"
+        with (
+            pytest.raises(
+                CompressError, match=rf"in use by another compress process \(pid {holder.pid}\)"
+            ),
+            run_directory(out, kind="train"),
         ):
-            with run_directory(out, kind="train"):
-                pass
+            pass
     finally:
         holder.kill()
         holder.wait()
