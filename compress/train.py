@@ -33,6 +33,11 @@ class TrainConfig(TrainSettings):
     output: str | None = field(default=None, metadata=NO_HASH)
     resume: bool = field(default=False, metadata=NO_HASH)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
 
 def check_resume_hash(out: Path, digest: str) -> None:
     """Refuse to resume a run that was started with another config (before anything is written)."""

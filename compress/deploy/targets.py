@@ -58,7 +58,8 @@ class SSHTarget:
         return opts
 
     def _ssh(self, command: str, *, timeout: float) -> subprocess.CompletedProcess:
-        cmd = ["ssh", *self._options("-p"), self.destination, command]
+        # "--" ends ssh's options: a destination can never be read as one (-oProxyCommand=...)
+        cmd = ["ssh", *self._options("-p"), "--", self.destination, command]
         try:
             return subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
@@ -107,6 +108,7 @@ class SSHTarget:
                 "scp",
                 "-q",
                 *self._options("-P"),
+                "--",
                 *map(str, sources),
                 f"{self.destination}:{remote}/",
             ]
@@ -167,6 +169,12 @@ def parse_target(
         raise CompressError(
             f"bad --target '{value}': use 'local' or 'ssh://user@host[:port]' (e.g. ssh://nvidia@192.168.1.20)"
         )
+    for part, label in ((m["user"], "user"), (m["host"], "host")):
+        if part and part.lstrip("[").startswith("-"):
+            raise CompressError(
+                f"bad --target '{value}': a {label} name cannot start with '-' (ssh would read it "
+                "as an option)"
+            )
     port = int(m["port"]) if m["port"] else None
     if port is not None and not 0 < port < 65536:
         raise CompressError(f"bad --target '{value}': port {port} is out of range")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,10 +21,17 @@ class OptimSettings:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"optim.weight_decay must be ≥ 0, got {self.weight_decay}")
+        _finite(self, "optim", ("lr", "momentum", "weight_decay"))
+        if not 0 < self.lr <= 10:
+            raise ValueError(f"optim.lr must be in (0, 10], got {self.lr}")
+        if not 0 <= self.weight_decay < 1:
+            raise ValueError(f"optim.weight_decay must be in [0, 1), got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        if len(self.betas) != 2 or not all(
+            math.isfinite(b) and 0 <= b < 1 for b in self.betas
+        ):
+            raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
 
 
 @dataclass
@@ -44,6 +52,15 @@ class ScheduleSettings:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _finite(self, "schedule", ("gamma", "warmup_epochs", "min_lr"))
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"schedule.gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.warmup_epochs <= 1e6 or self.min_lr < 0:
+            raise ValueError("schedule.warmup_epochs and schedule.min_lr must be ≥ 0")
+        if any(not (math.isfinite(m) and 0 <= m <= 1e6) for m in self.milestones):
+            raise ValueError(f"schedule.milestones must be epochs ≥ 0, got {self.milestones}")
 
 
 @dataclass
@@ -78,5 +95,20 @@ class TrainSettings:
     progress: bool = field(default=True, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+        if not 1 <= self.epochs <= 100_000:
+            raise ValueError(f"epochs must be between 1 and 100,000, got {self.epochs}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(
+                f"grad_clip must be a positive norm or null (off), got {self.grad_clip}"
+            )
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ValueError(f"threads must be between 1 and 1024 or null, got {self.threads}")
+
+
+def _finite(obj: object, prefix: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not math.isfinite(value):
+            raise ValueError(f"{prefix}.{name} must be a finite number, got {value}")

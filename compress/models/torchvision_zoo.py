@@ -1,8 +1,11 @@
 """torchvision's ImageNet classifiers by name (random init: nothing is ever downloaded).
 
 A curated set is registered under torchvision's own names (``resnet18``, ``mobilenet_v2``, ...);
-any other torchvision classifier is reachable as ``torchvision.<name>``. ``in_channels`` other
-than 3 replaces the first convolution.
+any other torchvision *classification* model is reachable as ``torchvision.<name>``. Detection,
+segmentation and video builders are refused: they download backbone weights by default, and a
+model file must never make compress touch the network or a cached pickle. Every model is built
+with ``weights=None`` (and no backbone weights). ``in_channels`` other than 3 replaces the
+first convolution.
 """
 
 from __future__ import annotations
@@ -65,10 +68,20 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> None:
     raise ValueError("model has no Conv2d to adapt to in_channels")
 
 
+def classification_models() -> list[str]:
+    """torchvision's classification builders (its ``torchvision.models`` namespace only)."""
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
 def _factory(tv_name: str):
     def factory(num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> nn.Module:
         import torchvision
 
+        for key in ("weights", "weights_backbone", "progress"):
+            if key in kwargs:
+                raise ValueError(f"'{key}' cannot be set: compress builds models without weights")
         model = torchvision.models.get_model(
             tv_name, weights=None, num_classes=num_classes, **kwargs
         )
@@ -83,9 +96,22 @@ def _factory(tv_name: str):
 for _name, _info in _CURATED.items():
     MODELS.add(_name, _factory(_name), source="torchvision", **_info)
 
+def _pattern_factory(match: Any):
+    name = match[1]
+    if name not in classification_models():
+        from compress.errors import UnknownNameError
+        from compress.registry import suggest
+
+        raise UnknownNameError(
+            f"'torchvision.{name}' is not a torchvision classification model.{suggest(name, classification_models())} "
+            "compress builds image classifiers only (see torchvision.models.list_models())"
+        )
+    return _factory(name)
+
+
 MODELS.add_pattern(
     r"torchvision\.(\w+)",
-    lambda m: _factory(m[1]),
+    _pattern_factory,
     example="torchvision.<any torchvision classifier>",
     source="torchvision",
 )

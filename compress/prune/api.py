@@ -32,6 +32,7 @@ from compress.prune.settings import PruneSettings
 from compress.prune.structured import (
     append_record,
     check_prunable,
+    max_feasible_ratio,
     prune_channels,
     recalibrate_bn,
 )
@@ -93,12 +94,27 @@ def search_ratio(
         return float(count_macs(m, shape) if metric == "macs" else count_params(m))
 
     base = measure(model)
-    lo, hi = 0.0, settings.max_layer_ratio
+
+    def kept(ratio: float) -> float:
+        trial = copy.deepcopy(model).cpu()
+        prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
+        return measure(trial) / base
+
+    top = settings.max_layer_ratio
+    if not settings.global_pruning:
+        top = min(top, max_feasible_ratio(model, settings.round_to))
+    top = max(top, 1e-3)
+    least = kept(top)
+    if least > target * 1.05:
+        raise CompressError(
+            f"this model cannot be pruned to {100 * target:.2f}% of its {metric}: the most it can "
+            f"lose (ratio {top:.3f} with round_to {settings.round_to}) keeps {100 * least:.1f}%; "
+            "ask for a larger target, or lower --round-to"
+        )
+    lo, hi = 0.0, top
     for _ in range(12):
         mid = (lo + hi) / 2
-        trial = copy.deepcopy(model).cpu()
-        prune_channels(trial, shape, replace(settings, ratio=max(mid, 1e-3), steps=1))
-        if measure(trial) / base > target:
+        if kept(max(mid, 1e-3)) > target:
             lo = mid
         else:
             hi = mid
@@ -233,7 +249,15 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
             _finetune(model, job, out / f"step{step + 1}", config.step_epochs)
             model.cpu()
 
+    feasible = max_feasible_ratio(model, settings.round_to)
     record = prune_channels(model, shape, settings, grad_fn=grad_fn, between_steps=between_steps)
+    if record["layers_left_whole"]:
+        log(
+            f"note: with round_to {settings.round_to}, {record['layers_left_whole']} layer(s) keep all "
+            f"their channels at ratio {settings.ratio:.3f} (fewer than {settings.round_to} would be "
+            f"left); {100 * record['achieved_channel_ratio']:.1f}% of all channels were removed. "
+            f"Every layer can take a ratio up to {feasible:.3f}."
+        )
     model.compress_header = model.compress_header.replace(
         pruning=append_record(source.compress_header.pruning, record)
     )

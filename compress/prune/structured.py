@@ -171,6 +171,8 @@ def prune_channels(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
+    whole = layers_left_whole(model, settings)
+    before = _channels(model)
     pruner = ChannelPruner(model, torch.zeros(1, *input_shape, device=device), settings)
 
     def record() -> dict[str, Any]:
@@ -186,7 +188,63 @@ def prune_channels(
             between_steps(step, record())
             model.eval()
     model.train(was_training)
-    return record()
+    after = _channels(model)
+    if after >= before:
+        raise CompressError(
+            f"pruning at ratio {settings.ratio} removed no channel (round_to {settings.round_to}, "
+            f"importance {settings.importance}); lower --ratio or --round-to"
+        )
+    return {
+        **record(),
+        "achieved_channel_ratio": 1 - after / before,
+        "layers_left_whole": whole,
+    }
+
+
+def _convs(model: nn.Module) -> list[nn.Conv2d]:
+    """The convolutions whose output channels channel pruning shrinks (not depthwise ones)."""
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == 1]
+
+
+def _channels(model: nn.Module) -> int:
+    return sum(m.out_channels for m in _convs(model))
+
+
+def max_feasible_ratio(model: nn.Module, round_to: int | None) -> float:
+    """The largest per-layer ratio that leaves every prunable layer ≥ `round_to` channels."""
+    if not round_to or round_to <= 1:
+        return 0.99
+    widths = [m.out_channels for m in _convs(model) if m.out_channels > round_to]
+    return min((1 - round_to / c for c in widths), default=0.0)
+
+
+def layers_left_whole(model: nn.Module, settings: PruneSettings) -> int:
+    """How many prunable layers `round_to` will leave unpruned at `settings.ratio`.
+
+    torch-pruning rounds the channels a layer keeps *down* to a multiple of ``round_to``; when
+    that leaves zero it skips the layer entirely. So a high ratio can prune less than a lower
+    one. This says so up front, and refuses a ratio at which no layer would be pruned.
+
+    Raises:
+        CompressError: every layer would be left whole (naming the largest ratio that works).
+    """
+    r = settings.round_to
+    if not r or r <= 1 or settings.global_pruning:
+        return 0
+    widths = [m.out_channels for m in _convs(model) if m.out_channels > r]
+    stuck = [c for c in widths if c - int(c * settings.ratio) < r]
+    if len(stuck) == len(widths):
+        detail = (
+            f"the largest ratio every layer can take is {max_feasible_ratio(model, r):.3f}"
+            if widths
+            else f"no layer has more than {r} channels"
+        )
+        raise CompressError(
+            f"ratio {settings.ratio} with round_to {r} would prune nothing: each layer would keep "
+            f"fewer than {r} channels, so torch-pruning leaves it whole ({detail}); lower --ratio, "
+            "or lower --round-to"
+        )
+    return len(stuck)
 
 
 @torch.no_grad()
