@@ -1,4 +1,4 @@
-"""``python -m compress``."""
+"""``python -m compress`` (and ``torchrun -m compress``): the command line."""
 
 from compress.cli import main
 

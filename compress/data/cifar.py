@@ -62,13 +62,61 @@ def read_batch(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             raw = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) as exc:
         raise DataNotFoundError(
             f"'{path}' is not a valid CIFAR batch file ({exc}); re-download it"
         ) from None
     if not isinstance(raw, dict):
         raise DataNotFoundError(f"'{path}' is not a valid CIFAR batch file; re-download it")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def batch_arrays(batch: dict[str, Any], path: Path, spec: dict[str, Any]) -> tuple[Any, Any]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one batch, checked.
+
+    Raises:
+        DataNotFoundError: a key is missing, the data is not N×3072 bytes, labels are not
+            integers in range, or their count differs from the images'.
+    """
+    import numpy as np
+
+    key = spec["label_key"]
+    bad = f"'{path}' is not a valid CIFAR batch file"
+    if "data" not in batch or key not in batch:
+        missing = [k for k in ("data", key) if k not in batch]
+        raise DataNotFoundError(f"{bad} (no '{missing[0]}' entry); re-download it")
+    data = batch["data"]
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3072
+    ):
+        shape = getattr(data, "shape", None)
+        dtype = getattr(data, "dtype", type(data).__name__)
+        raise DataNotFoundError(
+            f"{bad} ('data' is {dtype} of shape {shape}, not uint8 N×3072); re-download it"
+        )
+    raw = batch[key]
+    if not isinstance(raw, (list, np.ndarray)) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw
+    ):
+        raise DataNotFoundError(f"{bad} ('{key}' must be a list of integers); re-download it")
+    labels = np.asarray(raw, dtype=np.int64)
+    if len(labels) != len(data):
+        raise DataNotFoundError(
+            f"{bad} ({len(data)} images but {len(labels)} labels); re-download it"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= spec["classes"]):
+        raise DataNotFoundError(f"{bad} (labels outside 0–{spec['classes'] - 1}); re-download it")
+    return data.reshape(-1, 3, 32, 32), labels
 
 
 def _find(name: str, data_dir: str | None) -> tuple[Path | None, list[Path]]:
@@ -103,10 +151,9 @@ def _load(name: str, settings: DataSettings) -> TensorData:
     def split(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
         for f in files:
-            batch = read_batch(folder / f)
-            data = np.asarray(batch["data"], dtype=np.uint8)
-            xs.append(data.reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[spec["label_key"]], dtype=np.int64))
+            images, labels = batch_arrays(read_batch(folder / f), folder / f, spec)
+            xs.append(images)
+            ys.append(labels)
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
     train_x, train_y = split(spec["train"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 from compress.data.base import DATASETS, DatasetInfo, DataSettings, TensorData, default_data_dirs
@@ -16,6 +17,8 @@ FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
+#: The largest IDX file read (the real training images are 47 MB).
+MAX_IDX_BYTES = 256 << 20
 CLASSES = [
     "T-shirt/top",
     "Trouser",
@@ -35,13 +38,21 @@ def read_idx(path: Path):
     import numpy as np
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated gzip, unreadable
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataNotFoundError(f"'{path}' cannot be read ({reason}); re-download it") from None
+    if len(data) > MAX_IDX_BYTES:
+        raise DataNotFoundError(f"'{path}' is larger than any Fashion-MNIST file; re-download it")
     if len(data) < 8:
         raise DataNotFoundError(f"'{path}' is too short to be an IDX file; re-download it")
     zero, dtype, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08:
         raise DataNotFoundError(f"'{path}' is not a uint8 IDX file; re-download it")
+    if not 1 <= ndim <= 4 or len(data) < 4 + 4 * ndim:
+        raise DataNotFoundError(f"'{path}' has a corrupt IDX header; re-download it")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -49,6 +60,31 @@ def read_idx(path: Path):
             f"'{path}' is truncated ({body.size} of {int(np.prod(dims))} bytes)"
         )
     return body.reshape(dims)
+
+
+def check_arrays(arrays: dict, files: dict[str, Path]) -> None:
+    """The four IDX files must agree: images N×28×28, labels N, same N per split, labels < 10."""
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        img_file, lab_file = files[f"{split}_x"], files[f"{split}_y"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataNotFoundError(
+                f"'{img_file}' holds images of shape {images.shape[1:]}, not 28×28; it is not a "
+                "Fashion-MNIST image file"
+            )
+        if labels.ndim != 1:
+            raise DataNotFoundError(
+                f"'{lab_file}' is not a label file (it has {labels.ndim} dimensions)"
+            )
+        if len(labels) != len(images):
+            raise DataNotFoundError(
+                f"'{img_file}' holds {len(images):,} images but '{lab_file}' {len(labels):,} labels; "
+                "one of them is truncated or from another dataset: re-download both"
+            )
+        if len(labels) and int(labels.max()) >= len(CLASSES):
+            raise DataNotFoundError(
+                f"'{lab_file}' holds label {int(labels.max())}; Fashion-MNIST has classes 0–9"
+            )
 
 
 def _find_in(directory: Path) -> dict[str, Path] | None:
@@ -101,7 +137,9 @@ def load_fashion_mnist(settings: DataSettings) -> TensorData:
             "'apt-get install dataset-fashion-mnist', put the four IDX files in --data-dir, "
             "or pass --download"
         )
-    arrays = {k: torch.from_numpy(read_idx(p).copy()) for k, p in files.items()}
+    arrays = {k: read_idx(p) for k, p in files.items()}
+    check_arrays(arrays, files)
+    arrays = {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
     info = DatasetInfo(
         name="fashion-mnist",
         num_classes=10,

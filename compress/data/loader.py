@@ -119,6 +119,7 @@ class FolderLoader:
     ) -> None:
         self.device = torch.device(device)
         self.dataset = dataset
+        self.batch_size = batch_size
         self.seed = seed
         self.generator = torch.Generator()
         self.normalize = Normalizer(mean, std, self.device)

@@ -180,6 +180,9 @@ def profile_model(
     from compress.deploy.targets import LocalTarget, parse_target
 
     model = Path(path)
+    target = parse_target(
+        settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
+    )
     if not model.exists():
         raise CompressError(f"'{model}' does not exist; check the path")
     runtime = settings.runtime or SUFFIX_RUNTIME.get(model.suffix)
@@ -192,9 +195,6 @@ def profile_model(
     RUNNERS.get(runtime)  # unknown runtimes get a suggestion
     if runtime == "torch" and model.suffix != ".safetensors":
         raise CompressError("--runtime torch needs a .safetensors model file")
-    target = parse_target(
-        settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
-    )
     meta = model_metadata(model)
     shape = list(meta.input_shape) if meta is not None else None
     batches = sorted(set(settings.batches))

@@ -14,6 +14,15 @@ from compress.errors import CompressError
 
 STATE_FORMAT = "compress-state"
 STATE_VERSION = 1
+#: Entries a resume reads, with their types.
+REQUIRED = {
+    "epoch": int,
+    "global_step": int,
+    "task": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": dict,
+}
 
 
 def rng_state() -> dict[str, Any]:
@@ -50,17 +59,23 @@ def load_state(path: str | Path) -> dict[str, Any]:
         raise CompressError(f"no training state at '{p}'; cannot resume")
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+    except pickle.UnpicklingError:
+        # PyTorch's own message suggests loading without weights_only: never do that
         raise CompressError(
-            f"'{p}' is not a safe training state (it holds objects other than tensors and plain "
-            f"data, which compress refuses to unpickle: {first}); delete it and start a new run"
+            f"'{p}' is not a safe training state: it holds objects other than tensors and plain "
+            "data, which compress refuses to unpickle; start a new run in another --output"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CompressError(
-            f"'{p}' is truncated or corrupt ({first}); delete it and start a new run"
+            f"'{p}' is truncated or corrupt ({first[:200]}); start a new run in another --output"
         ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CompressError(f"'{p}' is not a compress training state")
+    problems = [k for k, kind in REQUIRED.items() if not isinstance(state.get(k), kind)]
+    if problems:
+        raise CompressError(
+            f"'{p}' is not a complete compress training state (missing or malformed: "
+            f"{', '.join(problems)}); start a new run in another --output"
+        )
     return state

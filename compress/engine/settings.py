@@ -28,9 +28,7 @@ class OptimSettings:
             raise ValueError(f"optim.weight_decay must be in [0, 1), got {self.weight_decay}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
-        if len(self.betas) != 2 or not all(
-            math.isfinite(b) and 0 <= b < 1 for b in self.betas
-        ):
+        if len(self.betas) != 2 or not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
             raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
 
 
@@ -99,7 +97,9 @@ class TrainSettings:
             raise ValueError(f"epochs must be between 1 and 100,000, got {self.epochs}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed}")
-        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+        if self.grad_clip is not None and not (
+            math.isfinite(self.grad_clip) and self.grad_clip > 0
+        ):
             raise ValueError(
                 f"grad_clip must be a positive norm or null (off), got {self.grad_clip}"
             )

@@ -86,6 +86,12 @@ def fit(
     if use_cl:
         task.to(memory_format=torch.channels_last)
     steps_per_epoch = len(train_loader)
+    images = getattr(train_loader, "num_samples", None)
+    if steps_per_epoch < 1 or (images is not None and images < 2):
+        raise CompressError(
+            f"the training set has {images} image(s): training needs at least 2 (BatchNorm needs "
+            "two images per batch); add images or check --data-dir"
+        )
     optimizer = build_optimizer(task.trainable_parameters(), settings.optim)
     scheduler = build_scheduler(
         optimizer, settings.schedule, steps_per_epoch=steps_per_epoch, epochs=settings.epochs
@@ -102,13 +108,25 @@ def fit(
                 f"the config differs from the one '{out}' was started with (hash {state.get('config_hash')} "
                 f"vs {config_hash}); resume with the same config, or start a new --output"
             )
-        task.load_checkpoint_state(state["task"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        try:
+            task.load_checkpoint_state(state["task"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CompressError(
+                f"'{out / STATE_FILE}' does not fit this run ({first}); start a new run in another "
+                "--output"
+            ) from None
         start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        if not 0 <= start_epoch <= settings.epochs:
+            raise CompressError(
+                f"'{out / STATE_FILE}' says epoch {start_epoch}, outside this run's "
+                f"{settings.epochs} epochs; start a new run in another --output"
+            )
         best_top1, best_epoch = _best_on_disk(out, state)
         _truncate_metrics(out / METRICS_FILE, start_epoch)
         task.to(device)

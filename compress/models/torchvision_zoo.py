@@ -69,7 +69,7 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> None:
 
 
 def classification_models() -> list[str]:
-    """torchvision's classification builders (its ``torchvision.models`` namespace only)."""
+    """Torchvision's classification builders (its ``torchvision.models`` namespace only)."""
     import torchvision
 
     return torchvision.models.list_models(module=torchvision.models)
@@ -95,6 +95,7 @@ def _factory(tv_name: str):
 
 for _name, _info in _CURATED.items():
     MODELS.add(_name, _factory(_name), source="torchvision", **_info)
+
 
 def _pattern_factory(match: Any):
     name = match[1]

@@ -20,7 +20,9 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0, 1, -1, 0.5, 1e-12, 1e12, 2**63, -0.0]),
 )
-anything = st.one_of(numbers, st.none(), st.booleans(), st.text(max_size=5), st.lists(numbers, max_size=3))
+anything = st.one_of(
+    numbers, st.none(), st.booleans(), st.text(max_size=5), st.lists(numbers, max_size=3)
+)
 
 
 def maybe(strategy):
@@ -75,9 +77,7 @@ def test_accepted_configs_survive_the_first_step(data):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
     task = SupervisedTask(model, config.label_smoothing)
     optimizer = build_optimizer(task.trainable_parameters(), config.optim)
-    scheduler = build_scheduler(
-        optimizer, config.schedule, steps_per_epoch=2, epochs=config.epochs
-    )
+    scheduler = build_scheduler(optimizer, config.schedule, steps_per_epoch=2, epochs=config.epochs)
     x, y = torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 2, 0])
     for _ in range(2):
         loss = task(x, y)["loss"]
