@@ -132,7 +132,13 @@ def test_two_runs_into_one_output_cannot_mix(tmp_path):
     first = start(*args, "--seed", "1")
     try:
         wait_for(first, "train resnet8")  # the first one holds the folder now
-        second = compress_run(*args, "--seed", "2")
+        # stopped, it keeps holding the folder however fast the machine or however slow the
+        # second process's start: the test does not depend on timing
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = compress_run(*args, "--seed", "2")
+        finally:
+            first.send_signal(signal.SIGCONT)
         assert second.returncode == 2 and "in use by another compress process" in second.stderr
         assert f"pid {first.pid}" in second.stderr
     finally:
