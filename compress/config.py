@@ -110,8 +110,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+class _Null:
+    """An explicit ``null`` from ``--set key=null``: unlike ``None`` ("not given") it is applied."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+#: The value `parse_assignments` gives for ``--set key=null`` (or ``key=~``, ``key=``).
+NULL = _Null()
+
+
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Parse ``--set key.sub=value`` items; values are read as YAML scalars."""
+    """Parse ``--set key.sub=value`` items; values are read as YAML scalars.
+
+    ``--set key=null`` (or ``key=``) sets the key to null, overriding the file: its value is
+    `NULL`, which `merge` applies where a plain ``None`` ("flag not given") is skipped.
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -121,16 +136,21 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
             value = safe_load_yaml(raw, where=f"--set {key.strip()}") if raw.strip() else None
         except ConfigError:
             value = raw
-        out[key.strip()] = value
+        out[key.strip()] = NULL if value is None else value
     return out
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Return `base` with dotted-key `overrides` applied; ``None`` values are skipped."""
+    """Return `base` with dotted-key `overrides` applied.
+
+    ``None`` values are skipped (an unset flag); `NULL` sets the key to ``None``.
+    """
     out = _deepcopy_mapping(base)
     for dotted, value in overrides.items():
         if value is None:
             continue
+        if value is NULL:
+            value = None
         node = out
         parts = dotted.split(".")
         for part in parts[:-1]:
@@ -174,6 +194,25 @@ def build(
     Raises:
         ConfigError: for an unknown key (naming the closest valid one) or a badly typed value.
     """
+    return _build(cls, data, where=where, prefix=prefix, base=None)
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    """The default value of a dataclass field, or ``dataclasses.MISSING``."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _build(
+    cls: type[T], data: Mapping[str, Any] | None, *, where: str, prefix: str, base: Any
+) -> T:
+    """`build`, starting from the instance `base` (the field's own default) when given.
+
+    A partial nested mapping (``data: {data_dir: x}``) thus changes only the keys it names and
+    keeps the rest of the *verb's* default (``compress prune``'s ``data.name`` is empty, "the
+    model's dataset"), not the nested class's default.
+    """
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
@@ -188,9 +227,15 @@ def build(
     for name, value in data.items():
         if value is None and not _allows_none(hints[name]):
             continue  # None means "not given": keep the default
-        kwargs[name] = _coerce(value, hints[name], prefix + name, where)
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+            default = getattr(base, name) if base is not None else _field_default(fields[name])
+            start = default if isinstance(default, tp) else None
+            kwargs[name] = _build(tp, value, where=where, prefix=prefix + name + ".", base=start)
+            continue
+        kwargs[name] = _coerce(value, tp, prefix + name, where)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
@@ -316,16 +361,26 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     return yaml.safe_dump(_plain(dict(data)), sort_keys=False, default_flow_style=None)
 
 
-def write_config(obj: Any, directory: str | Path, *, name: str = "config.yaml") -> str:
+def write_config(
+    obj: Any, directory: str | Path, *, name: str = "config.yaml", digest: str | None = None
+) -> str:
     """Write the resolved config (with its hash in a header comment) into `directory`.
 
+    Args:
+        obj: the settings dataclass.
+        directory: where ``config.yaml`` goes.
+        name: the file name.
+        digest: the run's hash when it covers more than the config (a teacher's or a model's
+            SHA-256), so that ``config.yaml``, ``summary.json`` and the model file all carry
+            the same one; default `config_hash(obj)`.
+
     Returns:
-        The config hash.
+        The config hash written.
     """
     from compress import __version__
     from compress.artifacts import atomic_write_text
 
-    digest = config_hash(obj)
+    digest = digest or config_hash(obj)
     header = f"# resolved config written by compress {__version__}; config hash {digest}\n"
     atomic_write_text(Path(directory) / name, header + dump_yaml(to_dict(obj)))
     return digest

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compress.config import NO_HASH
 from compress.data.base import DataSettings
-from compress.errors import CompressError
 from compress.header import ModelHeader
 
 
-def check_compatible(header: ModelHeader, info: Any, *, what: str = "model") -> None:
-    """Raise a one-line error if a model's classes or channels do not fit a dataset."""
-    if header.num_classes != info.num_classes:
-        raise CompressError(
-            f"the {what} has {header.num_classes} classes but {info.name} has {info.num_classes}; "
-            f"use a {what} trained on {info.name} (or pass the dataset it was trained on)"
-        )
-    if header.in_channels != info.in_channels:
-        raise CompressError(
-            f"the {what} takes {header.in_channels}-channel images but {info.name} has "
-            f"{info.in_channels}; use a {what} trained on {info.name}"
-        )
+@dataclass
+class EvalConfig:
+    """Everything ``compress eval`` needs.
+
+    Attributes:
+        model: the model file.
+        data: the test data; unset fields (``name`` empty, ``image_size``, ``mean``/``std``)
+            come from the model file, so a model is measured at the geometry it was trained at.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+
+    model: str | None = None
+    data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
+    device: str = field(default="auto", metadata=NO_HASH)
 
 
 def evaluate_model_file(
@@ -31,26 +33,26 @@ def evaluate_model_file(
     *,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Top-1/top-5 of a saved model on the test split of its dataset (or of ``data.name``)."""
+    """Top-1/top-5 of a saved model on the test split of its dataset (or of ``data.name``).
+
+    The images are loaded at the size and normalisation the model file records unless `data`
+    sets them (`compress.data.load_data_for_model`).
+
+    Raises:
+        CompressError: the data does not fit the model (classes, channels, image size).
+    """
     from compress.artifacts import load_model, read_header
-    from compress.data import build_loaders, load_data
+    from compress.data import build_loaders, load_data_for_model, settings_for_model
     from compress.engine import evaluate, resolve_device
 
     header = read_header(path)
-    settings = data or DataSettings()
-    if data is None or not data.name:
-        settings = replace(settings, name=header.dataset or settings.name)
+    settings = settings_for_model(header, data)
+    loaded = load_data_for_model(header, data)
     dev = resolve_device(device)
-    loaded = load_data(settings)
-    info = loaded.info
-    check_compatible(header, info)
-    if header.mean and header.std:
-        info = replace(info, mean=header.mean, std=header.std)
-        loaded = replace(loaded, info=info)
     model = load_model(path, device=dev)
     _, test_loader = build_loaders(loaded, settings, device=dev)
     result = evaluate(model, test_loader)
-    return {"model": str(path), "dataset": info.name, **result}
+    return {"model": str(path), "dataset": loaded.info.name, **result}
 
 
 def model_file_info(path: str | Path) -> dict[str, Any]:

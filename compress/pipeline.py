@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.artifacts import atomic_write_json, file_sha256
-from compress.config import build, config_hash, deep_merge, hashed_dict, load_yaml
+from compress.config import NULL, build, config_hash, deep_merge, hashed_dict, load_yaml, merge
 from compress.errors import CompressError, ConfigError
 from compress.outputs import (
     DirectoryLock,
@@ -187,6 +187,39 @@ def load_pipeline(path: str | Path) -> dict[str, Any]:
     return spec
 
 
+def apply_assignments(
+    spec: dict[str, Any], assignments: dict[str, Any], *, where: str
+) -> dict[str, Any]:
+    """Apply ``--set`` keys to a pipeline: ``STAGE.key=…``, ``defaults.key=…`` or ``output=…``.
+
+    Raises:
+        ConfigError: a key names no stage (with a suggestion) or only a stage.
+    """
+    spec = dict(spec)
+    spec["stages"] = [dict(s) if isinstance(s, dict) else s for s in spec["stages"]]
+    by_name = {s.get("name"): s for s in spec["stages"] if isinstance(s, dict)}
+    for dotted, value in assignments.items():
+        head, _, rest = dotted.partition(".")
+        if head == "output" and not rest:
+            spec["output"] = None if value is NULL else value
+        elif head == "defaults" and rest:
+            spec["defaults"] = merge(spec.get("defaults") or {}, {rest: value})
+        elif head in by_name and rest:
+            if rest in ("name", "type"):
+                raise ConfigError(f"--set {dotted}: a stage's name and type cannot be changed")
+            stage = by_name[head]
+            merged = merge(stage, {rest: value})
+            stage.clear()
+            stage.update(merged)
+        else:
+            names = [str(n) for n in by_name]
+            raise ConfigError(
+                f"--set {dotted}: '{head}' is not a stage of {where}.{suggest(head, names)} Use "
+                f"STAGE.KEY=VALUE (stages: {', '.join(names)}), defaults.KEY=VALUE or output=DIR"
+            )
+    return spec
+
+
 @dataclass
 class PlannedStage:
     """A stage with its resolved config, before it runs."""
@@ -199,7 +232,11 @@ class PlannedStage:
 
 
 def plan_pipeline(
-    path: str | Path, *, output: str | Path | None = None, device: str | None = None
+    path: str | Path,
+    *,
+    output: str | Path | None = None,
+    device: str | None = None,
+    assignments: dict[str, Any] | None = None,
 ) -> tuple[Path, list[PlannedStage]]:
     """Resolve every stage of the pipeline file `path` without running anything.
 
@@ -207,11 +244,19 @@ def plan_pipeline(
     `ConfigError`/`UnknownNameError` for any problem in any stage, so a typo in the last stage
     is reported before the first one trains.
 
+    Args:
+        path: the pipeline YAML file.
+        output: the pipeline directory (overrides the file's).
+        device: a device for every stage.
+        assignments: ``--set`` overrides (`apply_assignments`).
+
     Returns:
         The pipeline directory and the planned stages, in order.
     """
     _register_builtin_stages()
     spec = load_pipeline(path)
+    if assignments:
+        spec = apply_assignments(spec, assignments, where=str(path))
     root = Path(output or spec.get("output") or Path("runs") / "run" / Path(path).stem)
     defaults = spec.get("defaults") or {}
     planned: list[PlannedStage] = []
@@ -284,6 +329,7 @@ def run_pipeline(
     *,
     output: str | Path | None = None,
     device: str | None = None,
+    assignments: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[StageResult]:
     """Run the stages of the pipeline file `path` in order (see the module docstring).
@@ -293,12 +339,13 @@ def run_pipeline(
         output: the pipeline directory (default: the file's ``output``, else
             ``runs/run/<file stem>``).
         device: a device for every stage (overrides the file).
+        assignments: ``--set`` overrides, ``STAGE.key`` or ``defaults.key`` (`apply_assignments`).
         log: where progress lines go.
 
     Returns:
         One `StageResult` per stage.
     """
-    root, planned = plan_pipeline(path, output=output, device=device)
+    root, planned = plan_pipeline(path, output=output, device=device, assignments=assignments)
     make_owned_dir(root, kind="pipeline")
     with DirectoryLock(root):
         return [_run_stage(stage, log) for stage in planned]

@@ -31,8 +31,10 @@ class Registry(Generic[T]):
         ... def resnet8(num_classes=10): ...
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, entry_points: str | None = None) -> None:
         self.kind = kind
+        self.entry_point_group = entry_points
+        self._plugins_loaded = False
         self._items: dict[str, T] = {}
         self._info: dict[str, dict[str, Any]] = {}
         self._patterns: list[tuple[re.Pattern[str], Callable[[re.Match[str]], T], str]] = []
@@ -69,7 +71,40 @@ class Registry(Generic[T]):
             match = regex.fullmatch(name)
             if match:
                 return factory(match)
+        if self.load_plugins():
+            return self.get(name)
         raise UnknownNameError(self.unknown_message(name))
+
+    def load_plugins(self) -> bool:
+        """Register what the installed distributions offer in the entry-point group (once).
+
+        An entry point names either a factory (registered under the entry point's name) or a
+        module that registers its objects when imported.
+
+        Returns:
+            Whether this call loaded the group (``False`` when done before or there is none).
+
+        Raises:
+            CompressError: a plugin fails to import.
+        """
+        if self._plugins_loaded or not self.entry_point_group:
+            return False
+        self._plugins_loaded = True
+        import inspect
+        from importlib.metadata import entry_points
+
+        from compress.errors import CompressError
+
+        for ep in entry_points(group=self.entry_point_group):
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise CompressError(
+                    f"the {self.kind} plugin '{ep.name}' ({ep.value}) failed to load: {exc}"
+                ) from None
+            if ep.name not in self._items and callable(obj) and not inspect.ismodule(obj):
+                self.add(ep.name, obj, source="plugin")
+        return True
 
     def unknown_message(self, name: str) -> str:
         """The one-line message for an unknown `name`."""
@@ -85,6 +120,8 @@ class Registry(Generic[T]):
         for (regex, _, _), info in zip(self._patterns, self._pattern_info):
             if regex.fullmatch(name):
                 return dict(info)
+        if self.load_plugins():
+            return self.info(name)
         raise UnknownNameError(self.unknown_message(name))
 
     def names(self) -> list[str]:
@@ -94,7 +131,9 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return name in self._items or any(r.fullmatch(name) for r, _, _ in self._patterns)
+        if name in self._items or any(r.fullmatch(name) for r, _, _ in self._patterns):
+            return True
+        return self.load_plugins() and name in self
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)

@@ -78,6 +78,27 @@ def write_imagefolder(
     return root
 
 
+def write_digits_folder(root: Path, *, size: int, train_per_class: int, val_per_class: int) -> Path:
+    """scikit-learn's real handwritten digits as a 10-class ImageFolder of RGB PNGs at `size` px."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    seen: dict[int, int] = {}
+    for image, label in zip(digits.images, digits.target):
+        k = seen.get(int(label), 0)
+        seen[int(label)] = k + 1
+        if k >= train_per_class + val_per_class:
+            continue
+        split = "train" if k < train_per_class else "val"
+        gray = (image / 16.0 * 255).astype(np.uint8)
+        rgb = np.stack([gray, gray // 2 + 60, 255 - gray], axis=-1)
+        folder = root / split / f"digit_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rgb).resize((size, size), Image.BILINEAR).save(folder / f"{k}.png")
+    return root
+
+
 @pytest.fixture
 def cifar10_dir(tmp_path: Path) -> Path:
     write_cifar(tmp_path, classes=10)

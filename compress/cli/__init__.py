@@ -103,7 +103,18 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from compress.cli import benchmark, distill, export, info, listing, profile, prune, run, train
+    from compress.cli import (
+        benchmark,
+        distill,
+        export,
+        import_,
+        info,
+        listing,
+        profile,
+        prune,
+        run,
+        train,
+    )
     from compress.cli import eval as eval_cmd
 
     for command in (
@@ -115,6 +126,7 @@ def _register() -> None:
         benchmark.benchmark,
         eval_cmd.eval_cmd,
         info.info,
+        import_.import_cmd,
         run.run,
         listing.models,
         listing.datasets,

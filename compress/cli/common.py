@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -41,6 +42,11 @@ def training_options(func: F) -> F:
             default=None,
             help="Allow torchvision to download the dataset.",
         ),
+        click.option(
+            "--image-size",
+            type=int,
+            help="Image side for imagefolder data (default 224; a teacher's recorded size in distill).",
+        ),
         click.option("--epochs", type=int, help="Number of epochs."),
         click.option("--batch-size", type=int, help="Training batch size."),
         click.option("--lr", type=float, help="Base learning rate."),
@@ -61,6 +67,7 @@ def training_overrides(kw: dict[str, Any]) -> dict[str, Any]:
         "data.name": kw.pop("dataset", None),
         "data.data_dir": kw.pop("data_dir", None),
         "data.download": kw.pop("download", None),
+        "data.image_size": kw.pop("image_size", None),
         "epochs": kw.pop("epochs", None),
         "data.batch_size": kw.pop("batch_size", None),
         "optim.lr": kw.pop("lr", None),
@@ -77,8 +84,18 @@ def resolve_config(
     overrides: dict[str, Any],
     assignments: tuple[str, ...] = (),
 ) -> T:
-    """Build `cls` from the YAML file, then the flags, then ``--set`` (CLI > file > defaults)."""
+    """Build `cls` from the YAML file, then the flags, then ``--set`` (CLI > file > defaults).
+
+    ``--resume --output DIR`` without ``--config`` starts from the ``DIR/config.yaml`` the run
+    was started with, so a resume needs no other flag.
+    """
     base = load_yaml(config_path) if config_path else {}
+    output = overrides.get("output")
+    if not config_path and overrides.get("resume") and output:
+        saved = Path(output) / "config.yaml"
+        if saved.is_file():
+            base = load_yaml(saved)
+            config_path = str(saved)
     merged = merge(merge(base, overrides), parse_assignments(assignments))
     return build(cls, merged, where=config_path or "flags")
 

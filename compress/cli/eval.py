@@ -4,37 +4,58 @@ from __future__ import annotations
 
 import click
 
-from compress.cli.common import echo
+from compress.cli.common import config_options, echo, resolve_config
 
 
 @click.command("eval")
-@click.argument("model", type=click.Path())
+@click.argument("model", type=click.Path(), required=False)
+@config_options
 @click.option("--dataset", help="Dataset (default: the one recorded in the model file).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are.")
 @click.option(
-    "--batch-size", type=int, default=500, show_default=True, help="Evaluation batch size."
+    "--image-size",
+    type=int,
+    help="Measure at this image size on purpose (default: the size recorded in the model file).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=int, help="Evaluation batch size (default 500).")
+@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the result as JSON."
 )
 def eval_cmd(
-    model: str,
+    model: str | None,
+    config_path: str | None,
+    assignments: tuple[str, ...],
     dataset: str | None,
     data_dir: str | None,
-    batch_size: int,
-    device: str,
+    image_size: int | None,
+    batch_size: int | None,
+    device: str | None,
     json_path: str | None,
 ) -> None:
-    """Test-split top-1/top-5 of a model file."""
-    from compress.artifacts import atomic_write_json
-    from compress.data.base import DataSettings
-    from compress.evaluate import evaluate_model_file
+    """Test-split top-1/top-5 of a model file, at the geometry the file records.
 
-    settings = DataSettings(name=dataset or "", data_dir=data_dir, eval_batch_size=batch_size)
-    result = evaluate_model_file(model, settings, device=device)
+    The dataset, image size and normalisation come from the model file unless --dataset,
+    --image-size or --set data.KEY=VALUE say otherwise.
+    """
+    from compress.artifacts import atomic_write_json
+    from compress.errors import CompressError
+    from compress.evaluate import EvalConfig, evaluate_model_file
+
+    overrides = {
+        "model": model,
+        "data.name": dataset,
+        "data.data_dir": data_dir,
+        "data.image_size": image_size,
+        "data.eval_batch_size": batch_size,
+        "device": device,
+    }
+    config = resolve_config(EvalConfig, config_path, overrides, assignments)
+    if not config.model:
+        raise CompressError("give the model file to evaluate: compress eval MODEL.safetensors")
+    result = evaluate_model_file(config.model, config.data, device=config.device)
     echo(
-        f"{model} on {result['dataset']} ({result['samples']:,} test images): "
+        f"{config.model} on {result['dataset']} ({result['samples']:,} test images): "
         f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}"
     )
     if json_path:

@@ -24,14 +24,40 @@ def models(pattern: str | None, params: bool) -> None:
     echo("also: wrn_{depth}_{width} (any), torchvision.<any torchvision classifier>")
 
 
-@click.command("datasets")
-def datasets() -> None:
-    """List the registered datasets and where each one comes from."""
+@click.group("datasets", invoke_without_command=True)
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """List the registered datasets and where each one comes from (`datasets stats DIR`: mean/std)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from compress.data import DATASETS
 
     for name in DATASETS.names():
         info = DATASETS.info(name)
         echo(f"{name:<15} {info.get('size', ''):<6} {info.get('summary', '')}")
+
+
+@datasets.command("stats")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--image-size", type=int, help="Resize as training would (default: the images' own size)."
+)
+@click.option("--limit", type=int, help="Read at most N training images (a class-balanced subset).")
+def stats(directory: str, image_size: int | None, limit: int | None) -> None:
+    """Per-channel mean and std (0–1 scale) of an image folder's train/ split.
+
+    Prints them as --set values for data.mean and data.std, which are then recorded in every
+    model file trained on the folder.
+    """
+    from compress.data.stats import folder_stats
+
+    result = folder_stats(directory, image_size=image_size, limit=limit)
+    mean = ",".join(f"{v:.4f}" for v in result["mean"])
+    std = ",".join(f"{v:.4f}" for v in result["std"])
+    echo(f"{directory}: {result['images']:,} training images, {result['channels']} channels")
+    echo(f"mean {mean}")
+    echo(f"std  {std}")
+    echo(f"use: --set data.mean=[{mean}] --set data.std=[{std}]")
 
 
 @click.command("methods")

@@ -17,26 +17,41 @@ from compress.cli.common import echo
 )
 @click.option("--device", help="Device for every stage: auto, cpu, cuda or cuda:N.")
 @click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="STAGE.KEY=VALUE",
+    help="Override a stage's key (e.g. --set pruned.finetune_epochs=1) or a default "
+    "(--set defaults.seed=1); repeatable.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Check every stage's config and print the plan; run nothing."
 )
-def run(config: str, output: str | None, device: str | None, dry_run: bool) -> None:
+def run(
+    config: str,
+    output: str | None,
+    device: str | None,
+    assignments: tuple[str, ...],
+    dry_run: bool,
+) -> None:
     """Run the stages of a pipeline YAML file (stage types: train, distill, prune, export, benchmark).
 
     Each stage writes into OUTPUT/<stage name>/. A finished stage whose resolved config and
     inputs are unchanged is skipped, so re-running resumes; see configs/quickstart.yaml.
     """
-    from compress.config import config_hash
+    from compress.config import config_hash, parse_assignments
     from compress.pipeline import plan_pipeline, results_table, run_pipeline
 
+    sets = parse_assignments(assignments)
     if dry_run:
-        root, planned = plan_pipeline(config, output=output, device=device)
+        root, planned = plan_pipeline(config, output=output, device=device, assignments=sets)
         echo(f"{config}: {len(planned)} stage(s) into {root}")
         for stage in planned:
             echo(
                 f"  {stage.name:<12} {stage.type:<10} config {config_hash(stage.config)}  → {stage.directory}"
             )
         return
-    results = run_pipeline(config, output=output, device=device, log=echo)
+    results = run_pipeline(config, output=output, device=device, assignments=sets, log=echo)
     echo("")
     echo(results_table(results))
     tables = [r for r in results if r.type == "benchmark" and r.summary.get("table")]

@@ -24,6 +24,7 @@ __all__ = [
     "FolderData",
     "TensorData",
     "build_loaders",
+    "check_fits",
     "list_datasets",
     "load_data",
     "load_data_for_model",
@@ -84,6 +85,8 @@ def settings_for_model(header: ModelHeader, settings: DataSettings | None = None
                 "which data to use"
             )
         changes["name"] = header.dataset
+    if s.name and header.dataset and s.name != header.dataset:
+        return s  # another dataset on purpose: its own geometry (`check_fits` compares them)
     if s.image_size is None and header.input_size and header.input_size[0] == header.input_size[1]:
         changes["image_size"] = header.input_size[0]
     if s.mean is None and header.mean is not None and header.std is not None:
@@ -102,7 +105,22 @@ def load_data_for_model(
     """
     s = settings_for_model(header, settings)
     data = load_data(s)
-    info = data.info
+    explicit = settings is not None and settings.image_size is not None
+    check_fits(header, data.info, what=what, any_size=explicit)
+    return data
+
+
+def check_fits(
+    header: ModelHeader, info: DatasetInfo, *, what: str, any_size: bool = False
+) -> None:
+    """Raise a one-line `CompressError` when a model cannot be fed this dataset.
+
+    Args:
+        header: the model's header.
+        info: the dataset.
+        what: how to name the model in the message (``model``, ``teacher``).
+        any_size: the image size was asked for on purpose (``--image-size``): do not compare it.
+    """
     if header.num_classes != info.num_classes:
         raise CompressError(
             f"the {what} has {header.num_classes} classes but {info.name} has {info.num_classes}; "
@@ -113,14 +131,12 @@ def load_data_for_model(
             f"the {what} takes {header.in_channels}-channel images but {info.name} has "
             f"{info.in_channels}; use a {what} trained on {info.name}"
         )
-    explicit = settings is not None and settings.image_size is not None
-    if header.input_size and tuple(info.input_size) != tuple(header.input_size) and not explicit:
+    if header.input_size and tuple(info.input_size) != tuple(header.input_size) and not any_size:
         raise CompressError(
             f"the {what} was trained on {header.input_size[0]}×{header.input_size[1]} images but "
             f"{info.name} gives {info.input_size[0]}×{info.input_size[1]}; use the dataset it was "
             "trained on, or pass --image-size to measure it at another size on purpose"
         )
-    return data
 
 
 def _subset(data: TensorData | FolderData, settings: DataSettings) -> TensorData | FolderData:

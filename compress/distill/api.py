@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import statistics
 from pathlib import Path
@@ -69,6 +70,13 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
     if config.teacher:
         header = read_header(config.teacher)  # clear error when missing or corrupt
         teacher_ref = file_ref(config.teacher)
+    if not config.data.name:  # the teacher's dataset, named in the saved config
+        if config.teacher and not header.dataset:
+            raise CompressError(
+                f"the teacher '{config.teacher}' records no dataset; pass --dataset (and --data-dir)"
+            )
+        name = header.dataset if config.teacher else "digits"
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, name=name))
     device = resolve_device(config.device)
     # with a teacher, the data comes at the teacher's recorded size and normalisation
     data = (
@@ -85,7 +93,7 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
         )
         if config.resume:
             _check_resume(out, config, digest)
-        write_config(config, out)
+        write_config(config, out, digest=digest)
         if config.teacher and not spec.needs_teacher:
             log(f"method '{config.method}' trains without a teacher: {config.teacher} is not used")
         runs = []

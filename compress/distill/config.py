@@ -52,7 +52,9 @@ class DistillConfig(TrainSettings):
             ``method_args`` still win over it.
         method_args: the method's settings; the resolved config holds every one of them.
         seeds: train this many students (seeds ``seed``, ``seed+1``, ...) and report mean ± std.
-        data: dataset and batching.
+        data: dataset and batching; ``name`` empty (the default) means the teacher's dataset
+            (``digits`` for online methods), and the teacher's recorded image size and
+            normalisation apply unless set.
         output: run directory (default ``runs/distill/<student>_<method>_<dataset>``).
         resume: continue the run(s) in ``output``.
     """
@@ -75,7 +77,7 @@ class DistillConfig(TrainSettings):
     preset: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     seeds: int = 1
-    data: DataSettings = field(default_factory=DataSettings)
+    data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
     output: str | None = field(default=None, metadata=NO_HASH)
     resume: bool = field(default=False, metadata=NO_HASH)
 

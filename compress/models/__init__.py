@@ -9,7 +9,15 @@ from torch import nn
 
 from compress.errors import CompressError
 from compress.header import ModelHeader
-from compress.models import mobilenetv2, resnet, shufflenet, torchvision_zoo, vgg, wrn  # noqa: F401
+from compress.models import (  # noqa: F401  (registration)
+    mobilenetv2,
+    resnet,
+    shufflenet,
+    timm_zoo,
+    torchvision_zoo,
+    vgg,
+    wrn,
+)
 from compress.models.features import FeatureHooks
 from compress.models.registry import MODELS
 

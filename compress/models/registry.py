@@ -7,4 +7,5 @@ from compress.registry import Registry
 #: name → factory(num_classes=..., in_channels=..., **kwargs) -> nn.Module. Registration info:
 #: ``family``, ``stages`` (module names of the stage outputs, for feature-based KD),
 #: ``embedding`` (the classifier module whose input is the pooled embedding), ``source``.
-MODELS: Registry = Registry("model")
+#: Third-party architectures register through the ``compress.models`` entry-point group.
+MODELS: Registry = Registry("model", entry_points="compress.models")

@@ -159,7 +159,7 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         digest = config_hash(
             {"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]}
         )
-        write_config(config, out)
+        write_config(config, out, digest=digest)
         train_loader, eval_loader = build_loaders(
             data, data_settings, device=device, seed=config.seed
         )
@@ -325,9 +325,9 @@ def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, 
         else None
     )
     if teacher is not None:
-        from compress.evaluate import check_compatible
+        from compress.data import check_fits
 
-        check_compatible(teacher.compress_header, info, what="teacher")
+        check_fits(teacher.compress_header, info, what="teacher")
     settings = method_settings(config.method_name, config.preset, config.method_args)
     ctx = DistillContext(
         info=info, device=device, seed=config.seed, eval_loader=job.eval_loader, log=log

@@ -47,6 +47,13 @@ def test_two_epochs_on_digits_pass_90_percent(tmp_path):
     assert read_header(tmp_path / "r" / "model.safetensors").metrics["top1"] == on_disk["top1"]
 
 
+def _one_line_written(path) -> bool:
+    try:
+        return path.read_text().endswith("\n")
+    except FileNotFoundError:
+        return False
+
+
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     """Kill -9 after the first checkpoint; --resume finishes every epoch, identical to a clean run."""
     recipe = {**FAST_DIGITS, "epochs": 8, "threads": 1}
@@ -69,8 +76,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
+        # wait for one whole line: the file exists a moment before its first line is written
         while (
-            not (out / "metrics.jsonl").exists()
+            not _one_line_written(out / "metrics.jsonl")
             and proc.poll() is None
             and time.monotonic() < deadline
         ):
