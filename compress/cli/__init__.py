@@ -72,6 +72,10 @@ class Group(click.Group):
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as exc:
+            from compress.deploy.agent import AgentError  # stdlib only: cheap, on errors only
+
+            if isinstance(exc, AgentError):  # the runtime refused the input or the file
+                raise UserError(str(exc)) from None
             log = write_crash_log(exc)
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise InternalError(

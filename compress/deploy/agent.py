@@ -439,6 +439,14 @@ class Runner:
             raise AgentError(
                 f"{self.name}: expected images of shape (N, {', '.join(map(str, expected))}), got {images.shape}"
             )
+        fixed = self.input_shape[0] if self.input_shape else None
+        if fixed is not None and images.shape[0] != fixed:
+            raise AgentError(
+                f"{self.name}: the model takes batches of exactly {fixed} (shape "
+                f"{tuple(self.input_shape)}), got {tuple(images.shape)}; export it with a dynamic "
+                "batch (compress export --batch MIN:OPT:MAX) or profile --batch "
+                f"{fixed}"
+            )
         if self.max_batch is not None and images.shape[0] > self.max_batch:
             raise AgentError(
                 f"{self.name}: batch {images.shape[0]} exceeds the engine's maximum {self.max_batch}"

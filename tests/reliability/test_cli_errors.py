@@ -405,3 +405,22 @@ def test_a_bug_becomes_internal_error_with_a_log(tmp_path, monkeypatch):
     logs = list((tmp_path / "logs").glob("compress-error-*.log"))
     assert len(logs) == 1 and "ZeroDivisionError" in logs[0].read_text()
     assert str(logs[0]) in result.output
+
+
+def test_onnx_shape_mismatch_is_one_line_naming_both_shapes(tmp_path):
+    from compress.models import create_model
+
+    net = create_model("resnet8", num_classes=10, in_channels=1).eval()
+    fixed = tmp_path / "fixed.onnx"  # exported elsewhere, batch fixed at 1, no compress metadata
+    torch.onnx.export(net, (torch.randn(1, 1, 8, 8),), str(fixed), dynamo=False)
+    result = run("profile", str(fixed), "--batch", "1,8", "--eval-images", "0")
+    assert_one_line_error(result, "exactly 1 (shape (1, 1, 8, 8)), got (8, 1, 8, 8)")
+
+    from compress.deploy.agent import AgentError
+    from compress.deploy.runners import make_runner
+
+    runner = make_runner("onnxruntime", str(fixed))
+    with pytest.raises(
+        AgentError, match=r"expected images of shape \(N, 1, 8, 8\), got \(1, 3, 32, 32\)"
+    ):
+        runner.infer(np.zeros((1, 3, 32, 32), np.float32))
