@@ -26,6 +26,30 @@ VARIANTS = {
     "dist": {"method": "dist"},
     "r2kd": {"method": "r2kd"},
     "r2kd-faithful": {"method": "r2kd", "preset": "faithful"},
+    # the ablation (issue 11): which part of R2KD buys what
+    "kd+view": {"method": "kd", "method_args": {"augment": "cutmix"}},
+    "dist+view": {"method": "dist", "method_args": {"augment": "cutmix"}},
+    "r2kd-noview": {"method": "r2kd", "method_args": {"augment": "none"}},
+    "r2kd-hardrank": {"method": "r2kd", "method_args": {"rank": "hard"}},
+    "r2kd-drop2": {"method": "r2kd", "method_args": {"prune": {"target_drop": 0.02}}},
+    "r2kd-unstructured": {"method": "r2kd", "method_args": {"prune": {"mode": "unstructured"}}},
+}
+#: The first table (2026-11-22) and the ablation table, in the order they run.
+TABLES = {
+    "methods": ["none", "kd", "dist", "r2kd", "r2kd-faithful"],
+    "ablation": [
+        "r2kd",
+        "r2kd-noview",
+        "dist",
+        "dist+view",
+        "kd",
+        "kd+view",
+        "none",
+        "r2kd-faithful",
+        "r2kd-hardrank",
+        "r2kd-drop2",
+        "r2kd-unstructured",
+    ],
 }
 
 
@@ -41,9 +65,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--methods", nargs="+", choices=list(VARIANTS), help="variants to run")
+    ap.add_argument("--table", choices=list(TABLES), default="methods", help="a named list")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
+    methods = args.methods or TABLES[args.table]
     out = Path(args.out)
     schedule = {"name": "cosine", "warmup_epochs": 0.5}
     optim = {"name": "sgd", "lr": args.lr, "momentum": 0.9, "weight_decay": 5e-4}
@@ -75,7 +101,7 @@ def main() -> None:
             "seconds": time.perf_counter() - t0,
         }
     ]
-    for name in args.methods:
+    for name in methods:
         run_dir = out / name
         t0 = time.perf_counter()
         if (run_dir / "summary.json").exists():
@@ -105,19 +131,27 @@ def main() -> None:
         rows.append({"variant": name, **summary, "seconds": time.perf_counter() - t0})
         (out / "results.json").write_text(json.dumps(rows, indent=2, default=str))
     print()
-    print("| variant | best-epoch top-1 (%) | last-epoch top-1 (%) | seeds | wall time (s) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| variant | best-epoch top-1 (%) | last-epoch top-1 (%) | seeds | pruned copy top-1 (%) "
+        "| wall time (s) |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in rows:
         if r["variant"] == "teacher":
-            print(f"| teacher {r['model']} | {100 * r['top1']:.2f} | – | 1 | {r['seconds']:.0f} |")
+            print(
+                f"| teacher {r['model']} | {100 * r['top1']:.2f} | – | 1 | – | {r['seconds']:.0f} |"
+            )
             continue
         if "top1_std" in r:
             best = f"{100 * r['top1_mean']:.2f} ± {100 * r['top1_std']:.2f}"
             last = f"{100 * r['top1_last_mean']:.2f} ± {100 * r['top1_last_std']:.2f}"
         else:
             best, last = f"{100 * r['top1']:.2f}", f"{100 * r['top1_last']:.2f}"
+        copy = r.get("pruned_teacher") or {}
+        copy_top1 = f"{100 * copy['top1']:.2f}" if copy.get("top1") is not None else "–"
         print(
-            f"| {r['variant']} | {best} | {last} | {len(r.get('seeds', [0]))} | {r['seconds']:.0f} |"
+            f"| {r['variant']} | {best} | {last} | {len(r.get('seeds', [0]))} | {copy_top1} "
+            f"| {r['seconds']:.0f} |"
         )
 
 

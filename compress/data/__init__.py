@@ -25,6 +25,7 @@ __all__ = [
     "TensorData",
     "build_loaders",
     "check_fits",
+    "holdout_loader",
     "list_datasets",
     "load_data",
     "load_data_for_model",
@@ -225,6 +226,38 @@ def build_loaders(
         data.test, batch_size=settings.eval_batch_size, workers=settings.loader_workers, **common
     )
     return train, test
+
+
+def holdout_loader(
+    data: TensorData | FolderData, settings: DataSettings, count: int, *, device: Any = "cpu"
+):
+    """A loader over a fixed, class-balanced slice of `count` *training* images, unaugmented.
+
+    For measurements that must not touch the test split (R2KD's ``target_drop``). The images
+    are normalised as training sees them; they come in a fixed order.
+    """
+    from compress.data.loader import DeviceLoader, FolderLoader
+
+    info = data.info
+    common = {"mean": info.mean, "std": info.std, "device": device}
+    if isinstance(data, TensorData):
+        idx = class_balanced_subset(data.train_y, count, seed=1)
+        x, y = (
+            (data.train_x, data.train_y) if idx is None else (data.train_x[idx], data.train_y[idx])
+        )
+        return DeviceLoader(x, y, batch_size=settings.eval_batch_size, **common)
+    import torch
+
+    same = {"image_size": info.input_size[0], "mean": list(info.mean), "std": list(info.std)}
+    plain = load_data(
+        replace(settings, augment="none", train_subset=None, test_subset=None, **same)
+    )
+    labels = torch.tensor(plain.train.targets)
+    idx = class_balanced_subset(labels, count, seed=1)
+    subset = plain.train if idx is None else torch.utils.data.Subset(plain.train, idx.tolist())
+    return FolderLoader(
+        subset, batch_size=settings.eval_batch_size, workers=settings.loader_workers, **common
+    )
 
 
 def sample_split(settings: DataSettings, split: str, count: int):

@@ -64,6 +64,18 @@ def cutmix(
     return out
 
 
+def entropy_pick(x_mixed: torch.Tensor, logits: torch.Tensor, count: int) -> torch.Tensor:
+    """The `count` rows of `x_mixed` whose `logits` have the highest softmax entropy.
+
+    R2KD's released ``cutmixpick``: the entropy is the teacher's on the *clean* batch, and the
+    mixed images at those positions are kept (all of them when the batch holds ≤ `count`).
+    """
+    prob = logits.float().softmax(dim=1)
+    entropy = -(prob * prob.clamp_min(1e-12).log()).sum(dim=1)
+    keep = entropy.argsort()[-min(count, len(entropy)) :]
+    return x_mixed[keep]
+
+
 def mixup(
     x: torch.Tensor, alpha: float = 0.2, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -141,7 +141,7 @@ def _run_seed(
 ) -> dict[str, Any]:
     import json
 
-    from compress.data import build_loaders
+    from compress.data import build_loaders, holdout_loader
     from compress.engine import fit
     from compress.models import count_params, create_model
     from compress.train import describe_data
@@ -168,7 +168,15 @@ def _run_seed(
         data, config.data, device=device, seed=seed, channels_last=channels_last
     )
     shape = (info.in_channels, *info.input_size)
-    ctx = DistillContext(info=info, device=device, seed=seed, eval_loader=eval_loader, log=log)
+    ctx = DistillContext(
+        info=info,
+        device=device,
+        seed=seed,
+        eval_loader=eval_loader,
+        train_loader=train_loader,
+        holdout=lambda n: holdout_loader(data, config.data, n, device=device),
+        log=log,
+    )
     log(
         f"distil {config.student} ({count_params(student) / 1e6:.3f} M params) with {config.method} on "
         f"{describe_data(info)}, {config.epochs} epochs, seed {seed}, on {device} → {run_dir}"

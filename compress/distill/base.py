@@ -21,6 +21,8 @@ class DistillContext:
     device: torch.device
     seed: int = 0
     eval_loader: Any = None
+    train_loader: Any = None
+    holdout: Callable[[int], Any] | None = None  # holdout(n): n held-out training images
     sample_batch: tuple[torch.Tensor, torch.Tensor] | None = None
     log: Callable[[str], None] = print
     report: dict[str, Any] = field(default_factory=dict)  # facts for summary.json
@@ -59,6 +61,8 @@ class MethodSpec:
         needs_teacher: the method requires ``--teacher``.
         online: the method trains without a pretrained teacher by design (a cohort or branches).
         presets: named bundles of settings (e.g. R2KD's ``faithful``).
+        engine_presets: what a preset sets outside the method, in the training settings
+            (``faithful`` trains in fp32: ``{"amp": "none"}``); explicit settings win.
         summary: one line for ``compress methods``.
     """
 
@@ -67,6 +71,7 @@ class MethodSpec:
     needs_teacher: bool = True
     online: bool = False
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: str = ""
 
 

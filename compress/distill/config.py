@@ -39,6 +39,17 @@ def method_settings(method: str, preset: str | None, args: dict[str, Any]) -> An
     )
 
 
+def apply_engine_preset(config: Any, method: str, preset: str | None) -> None:
+    """Set what `preset` sets outside the method (e.g. ``amp: none``) on fields left unset."""
+    from compress.distill.api import METHODS
+
+    if not preset:
+        return
+    for key, value in METHODS.get(method).engine_presets.get(preset, {}).items():
+        if getattr(config, key) is None:
+            setattr(config, key, value)
+
+
 @dataclass
 class DistillConfig(TrainSettings):
     """Everything ``compress distill`` needs.
@@ -82,6 +93,7 @@ class DistillConfig(TrainSettings):
     resume: bool = field(default=False, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
+        apply_engine_preset(self, self.method, self.preset)
         super().__post_init__()
         if self.seeds < 1:
             raise ValueError(f"seeds must be ≥ 1, got {self.seeds}")

@@ -24,6 +24,18 @@ def kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float) 
     return F.kl_div(log_p_s, p_t, reduction="none").sum(1).mean() * temperature**2
 
 
+def binary_kl(log_p_s: torch.Tensor, log_p_t: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Σ over rows of KL(b_t ‖ b_s), b = (p[target], 1 − p[target]), from log-probabilities."""
+
+    def binary(log_p: torch.Tensor) -> torch.Tensor:
+        target = log_p.masked_fill(~gt, float("-inf")).logsumexp(1)
+        others = log_p.masked_fill(gt, float("-inf")).logsumexp(1)
+        return torch.stack([target, others], dim=1)
+
+    b_s, b_t = binary(log_p_s), binary(log_p_t)
+    return F.kl_div(b_s, b_t, reduction="sum", log_target=True)
+
+
 def dkd_loss(
     logits_s: torch.Tensor,
     logits_t: torch.Tensor,
@@ -36,14 +48,23 @@ def dkd_loss(
     """Decoupled KD (Zhao et al. 2022): ``α·TCKD + β·NCKD``.
 
     TCKD is the KL between the binary (target, non-target) probabilities; NCKD the KL between
-    the distributions over the non-target classes alone. Both are scaled by ``T²``.
+    the distributions over the non-target classes alone. Both are scaled by ``T²``. NCKD is
+    mdistiller's formula as written (the target logit pushed down by 1000 before the softmax).
+    TCKD is mdistiller's value, computed in log space: the binary log-probabilities come from
+    ``log_softmax`` and a log-sum-exp over the non-target classes, where mdistiller takes
+    ``log`` of summed probabilities. Where mdistiller's value is finite the two agree; where a
+    student probability underflows in float32 (large logits) mdistiller's is infinite and this
+    one stays finite and exact. No clamp changes the loss.
     """
     gt = F.one_hot(target, logits_s.shape[1]).bool()
-    p_s = F.softmax(logits_s / temperature, dim=1)
-    p_t = F.softmax(logits_t / temperature, dim=1)
-    b_s = torch.stack([(p_s * gt).sum(1), (p_s * ~gt).sum(1)], dim=1)
-    b_t = torch.stack([(p_t * gt).sum(1), (p_t * ~gt).sum(1)], dim=1)
-    tckd = F.kl_div(torch.log(b_s.clamp_min(EPS)), b_t, reduction="sum") / target.shape[0]
+    tckd = (
+        binary_kl(
+            F.log_softmax(logits_s / temperature, dim=1),
+            F.log_softmax(logits_t / temperature, dim=1),
+            gt,
+        )
+        / target.shape[0]
+    )
     masked_s = F.log_softmax(logits_s / temperature - 1000.0 * gt, dim=1)
     masked_t = F.softmax(logits_t / temperature - 1000.0 * gt, dim=1)
     nckd = F.kl_div(masked_s, masked_t, reduction="sum") / target.shape[0]

@@ -72,7 +72,8 @@ class TrainSettings:
         optim: the optimiser.
         schedule: the learning-rate schedule.
         amp: autocast dtype on CUDA (``bf16``, ``fp16`` with a grad scaler, or ``none``);
-            ignored on CPU.
+            ignored on CPU. Unset (``null``) means ``bf16`` unless a method preset says
+            otherwise (R2KD's ``faithful`` trains in fp32, as the released code).
         channels_last: use the channels-last memory format on CUDA.
         compile: wrap the training step in ``torch.compile``.
         grad_clip: clip the global gradient norm to this value (``null`` = off).
@@ -85,7 +86,7 @@ class TrainSettings:
     device: str = field(default="auto", metadata=NO_HASH)
     optim: OptimSettings = field(default_factory=OptimSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
-    amp: Literal["bf16", "fp16", "none"] = "bf16"
+    amp: Literal["bf16", "fp16", "none"] | None = None
     channels_last: bool = True
     compile: bool = field(default=False, metadata=NO_HASH)
     grad_clip: float | None = None
@@ -93,6 +94,8 @@ class TrainSettings:
     progress: bool = field(default=True, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
+        if self.amp is None:
+            self.amp = "bf16"
         if not 1 <= self.epochs <= 100_000:
             raise ValueError(f"epochs must be between 1 and 100,000, got {self.epochs}")
         if not 0 <= self.seed < 2**63:

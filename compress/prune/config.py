@@ -32,7 +32,8 @@ class PruneConfig:
         data: dataset for accuracy and fine-tuning (``name`` empty = the model's own dataset).
         optim: fine-tuning optimiser.
         schedule: fine-tuning schedule.
-        seed, device, amp, channels_last, threads, progress: as for ``compress train``.
+        seed, device, amp, channels_last, threads, progress: as for ``compress train`` (an
+            unset ``amp`` is ``bf16`` unless the preset says otherwise).
         latency: measure CPU latency (torch and onnxruntime, batch 1 and 64) before and after.
         latency_repeats: timed calls per measurement (the median is reported).
         output: run directory.
@@ -57,7 +58,7 @@ class PruneConfig:
     schedule: ScheduleSettings = field(default_factory=lambda: ScheduleSettings(name="cosine"))
     seed: int = 0
     device: str = field(default="auto", metadata=NO_HASH)
-    amp: str = "bf16"
+    amp: str | None = None
     channels_last: bool = True
     threads: int | None = field(default=None, metadata=NO_HASH)
     progress: bool = field(default=True, metadata=NO_HASH)
@@ -75,6 +76,12 @@ class PruneConfig:
             raise ValueError("give target_macs or target_params, not both")
         if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:
             raise ValueError("finetune_epochs, step_epochs and bn_recalibration must be ≥ 0")
+        if self.amp is None:
+            from compress.distill.config import apply_engine_preset
+
+            if self.preset:
+                apply_engine_preset(self, self.method_name, self.preset)
+            self.amp = self.amp or "bf16"
         if self.amp not in ("bf16", "fp16", "none"):
             raise ValueError(f"amp must be bf16, fp16 or none, got {self.amp!r}")
 

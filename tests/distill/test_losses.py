@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.special import softmax
 from scipy.stats import pearsonr, spearmanr
 
@@ -97,6 +98,47 @@ def test_dkd_matches_direct_numpy(logits):
     expected = (1.0 * tckd + 8.0 * nckd) / 16 * T * T
     got = float(dkd_loss(s, t, y, alpha=1.0, beta=8.0, temperature=T))
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+def _dkd_numpy_logspace(s, t, y, alpha, beta, temp):
+    """An independent float64 DKD (mdistiller's formula) in log space, via scipy."""
+    from scipy.special import log_softmax, logsumexp
+
+    ls, lt = log_softmax(s / temp, axis=1), log_softmax(t / temp, axis=1)
+    tckd = nckd = 0.0
+    for i, c in enumerate(y):
+        mask = np.arange(s.shape[1]) != c
+        bs = np.array([ls[i, c], logsumexp(ls[i, mask])])
+        bt = np.array([lt[i, c], logsumexp(lt[i, mask])])
+        tckd += (np.exp(bt) * (bt - bs)).sum()
+        qs, qt = log_softmax(s[i, mask] / temp), log_softmax(t[i, mask] / temp)
+        nckd += (np.exp(qt) * (qt - qs)).sum()
+    return (alpha * tckd + beta * nckd) / len(y) * temp * temp
+
+
+def test_dkd_large_logits_stay_exact_where_mdistillers_float32_overflows():
+    g = torch.Generator().manual_seed(2)
+    s = torch.randn(8, 10, generator=g) * 3
+    t = torch.randn(8, 10, generator=g) * 3
+    y = torch.arange(8) % 10
+    s[torch.arange(8), y] = -600.0  # the student is sure it is *not* the target class
+    t[torch.arange(8), y] = 300.0  # the teacher is sure it is
+    expected = _dkd_numpy_logspace(s.double().numpy(), t.double().numpy(), y.numpy(), 1.0, 8.0, T)
+    got = dkd_loss(s, t, y, alpha=1.0, beta=8.0, temperature=T)
+    assert torch.isfinite(got) and float(got) == pytest.approx(expected, rel=1e-4)
+    # mdistiller's float32 TCKD takes log of the summed target probability: it underflows to 0
+    p_s = torch.softmax(s / T, dim=1)
+    assert torch.isinf(torch.log((p_s * F.one_hot(y, 10)).sum(1))).all()
+    assert expected > 1e3  # a real, large loss, not a clamp artefact
+
+
+def test_dkd_logspace_reference_agrees_with_the_direct_one(logits):
+    s, t = logits
+    y = torch.arange(16) % 10
+    expected = _dkd_numpy_logspace(s.numpy(), t.numpy(), y.numpy(), 1.0, 2.0, T)
+    assert float(dkd_loss(s, t, y, alpha=1.0, beta=2.0, temperature=T)) == pytest.approx(
+        expected, rel=1e-9
+    )
 
 
 def test_soft_rank_approaches_hard_rank_as_strength_goes_to_zero():

@@ -76,6 +76,13 @@ def test_faithful_preset_sets_every_switch_of_the_released_code():
     )
     assert faithful.augment == "cutmix" and faithful.cutmix_alpha == 1.0
     assert faithful.ce_weight == 1.0
+    assert faithful.prune.recalibrate == 0  # the released copy keeps the teacher's statistics
+    # and the released code trains in fp32: the preset turns autocast off, the default keeps bf16
+    assert build(DistillConfig, {"method": "r2kd", "preset": "faithful"}).amp == "none"
+    assert build(DistillConfig, {"method": "r2kd"}).amp == "bf16"
+    assert (
+        build(DistillConfig, {"method": "r2kd", "preset": "faithful", "amp": "bf16"}).amp == "bf16"
+    )
     # explicit settings still win over the preset
     mixed = build(
         DistillConfig, {"method": "r2kd", "preset": "faithful", "method_args": {"rank": "soft"}}

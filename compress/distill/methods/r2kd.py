@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.data import augment as aug
 from compress.distill.base import METHODS, DistillContext, Distiller, MethodSpec
 from compress.distill.losses import correlation_value_loss, spearman_rank_loss
 from compress.distill.teachers import (
+    WARN_DROP,
     TeacherPruning,
     blend_logits,
-    make_pruned_copy,
-    network_facts,
+    prepare_pruned_copy,
     use_batch_statistics,
 )
+from compress.distill.views import ExtraView, ViewKind, view_for
 
 
 @dataclass
@@ -43,7 +43,10 @@ class R2KDSettings:
         rank: ``soft`` (differentiable, so the term trains) or ``hard`` (double argsort, no
             gradient, as released).
         rank_strength: temperature of the soft rank, in per-row standard deviations.
-        augment: the extra view: ``cutmix``, ``mixup``, ``cutout``, ``autoaugment`` or ``none``.
+        augment: the extra view: ``cutmix``, ``mixup``, ``cutout``, ``autoaugment``,
+            ``cutmixpick`` (CutMix, then keep the `pick` mixed images whose clean originals the
+            teacher is least sure of, as the released code) or ``none``.
+        pick: how many mixed images ``cutmixpick`` keeps (the released code: 64).
         cutmix_alpha: CutMix λ ~ Beta(α, α).
         mixup_alpha: MixUp λ ~ Beta(α, α).
         cutout_size: Cutout hole side in pixels (``null``: 8, or 16 for inputs of 64 px and more).
@@ -58,7 +61,8 @@ class R2KDSettings:
     centered: bool = False
     rank: Literal["soft", "hard"] = "soft"
     rank_strength: float = 0.1
-    augment: Literal["cutmix", "mixup", "cutout", "autoaugment", "none"] = "cutmix"
+    augment: ViewKind = "cutmix"
+    pick: int = 64
     cutmix_alpha: float = 1.0
     mixup_alpha: float = 0.2
     cutout_size: int | None = None
@@ -67,6 +71,8 @@ class R2KDSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend <= 1.0:
             raise ValueError(f"blend must be in [0, 1], got {self.blend}")
+        if self.pick < 1:
+            raise ValueError(f"pick must be ≥ 1, got {self.pick}")
 
 
 #: Every switch of METHODS.md §1 set to the authors' released code.
@@ -80,8 +86,10 @@ FAITHFUL = {
     "rank": "hard",
     "augment": "cutmix",
     "cutmix_alpha": 1.0,
-    "prune": {"mode": "unstructured", "ratio": 0.1, "bn": "batch"},
+    "prune": {"mode": "unstructured", "ratio": 0.1, "bn": "batch", "recalibrate": 0},
 }
+#: What the faithful preset sets outside the method: the released code trains in fp32.
+FAITHFUL_ENGINE = {"amp": "none"}
 
 
 class R2KD(Distiller):
@@ -95,18 +103,12 @@ class R2KD(Distiller):
         teacher: nn.Module,
         pruned: nn.Module,
         settings: R2KDSettings,
-        *,
-        mean: tuple[float, ...],
-        std: tuple[float, ...],
-        seed: int = 0,
+        view: ExtraView,
     ) -> None:
         super().__init__(student, teacher)
         self.pruned = pruned
         self.s = settings
-        self.mean, self.std = tuple(mean), tuple(std)
-        self.seed = seed
-        self._gen: torch.Generator | None = None
-        self._epoch = 0
+        self.view = view
 
     def train(self, mode: bool = True) -> R2KD:
         """Train/eval mode; the pruned copy keeps batch statistics when ``prune.bn: batch``."""
@@ -116,33 +118,12 @@ class R2KD(Distiller):
         return self
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:  # noqa: D102
-        self._epoch = epoch
-        self._gen = None  # re-seeded lazily on the right device
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        if self._gen is None or self._gen.device != device:
-            self._gen = torch.Generator(device=device).manual_seed(
-                self.seed * 7_919 + self._epoch + 1
-            )
-        return self._gen
+        self.view.set_epoch(epoch)
 
     @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The blended logits ``w·z_T + (1−w)·z_P``."""
         return blend_logits(self.teacher(x), self.pruned(x), self.s.blend)
-
-    def extra_view(self, x: torch.Tensor) -> torch.Tensor:
-        """The augmented copy of the batch."""
-        g = self._generator(x.device)
-        kind = self.s.augment
-        if kind == "cutmix":
-            return aug.cutmix(x, self.s.cutmix_alpha, g)
-        if kind == "mixup":
-            return aug.mixup(x, self.s.mixup_alpha, g)
-        if kind == "cutout":
-            size = self.s.cutout_size or (16 if min(x.shape[-2:]) >= 64 else 8)
-            return aug.cutout(x, size, g)
-        return aug.autoaugment(x, self.mean, self.std)
 
     def distance(
         self, logits_s: torch.Tensor, target: torch.Tensor
@@ -161,8 +142,8 @@ class R2KD(Distiller):
         logits = self.model(x)
         ce = F.cross_entropy(logits, y)
         value, rank = self.distance(logits, self.target(x))
-        if self.s.augment != "none":
-            xa = self.extra_view(x)
+        if self.view.enabled:
+            xa = self.view(x, self.teacher_logits)
             v2, r2 = self.distance(self.model(xa), self.target(xa))
             value, rank = value + v2, rank + r2
         loss = self.s.ce_weight * ce + value + rank
@@ -187,26 +168,60 @@ def _build(
         def grad_fn(model: nn.Module) -> None:
             F.cross_entropy(model(xb), yb).backward()
 
-    device = next(teacher.parameters()).device
-    pruned, facts = make_pruned_copy(teacher.cpu(), settings.prune, shape, grad_fn=grad_fn)
-    teacher.to(device)
-    pruned.to(device)
-    if settings.prune.bn == "batch":
+    p = settings.prune
+    pruned, row = prepare_pruned_copy(
+        teacher,
+        p,
+        shape,
+        train_batches=ctx.train_loader,
+        eval_loader=ctx.eval_loader,
+        holdout=ctx.holdout,
+        grad_fn=grad_fn,
+    )
+    if p.bn == "batch":
         use_batch_statistics(pruned)
-    row = {**network_facts(pruned, shape, ctx.eval_loader), **facts}
-    pruned.eval()
     ctx.report["pruned_teacher"] = row
+    ctx.log(describe_copy(row, p))
+    teacher_top1 = (ctx.report.get("teacher") or {}).get("top1")
+    if teacher_top1 is not None and row.get("top1") is not None:
+        drop = teacher_top1 - row["top1"]
+        if drop > WARN_DROP:
+            ctx.log(
+                f"warning: the pruned teacher copy is {100 * drop:.1f} points below the teacher; "
+                "R2KD expects a slightly worse copy: lower method_args.prune.ratio or set "
+                "method_args.prune.target_drop (e.g. 0.02)"
+            )
+    return R2KD(student, teacher, pruned, settings, view_for(settings, ctx))
+
+
+def describe_copy(row: dict, p: TeacherPruning) -> str:
+    """One log line: the copy's size, sparsity, MACs and top-1 in the mode it is used in."""
     how = (
-        f"structured {settings.prune.importance}"
-        if settings.prune.mode == "structured"
-        else f"unstructured, {100 * facts['zero_fraction']:.1f}% of weights zeroed"
+        f"structured {p.importance}"
+        if p.mode == "structured"
+        else f"unstructured, {100 * row['zero_fraction']:.1f}% of conv/linear weights zeroed"
     )
-    top1 = f", top-1 {100 * row['top1']:.2f}%" if row["top1"] is not None else ""
-    ctx.log(
-        f"{'pruned teacher':<15} {row['params'] / 1e6:.3f} M params ({row['nonzero_params'] / 1e6:.3f} M non-zero), "
-        f"{row['macs'] / 1e6:.2f} M MACs{top1} ({how}, ratio {settings.prune.ratio}, BN {settings.prune.bn})"
+    bn = f"BN {p.bn}"
+    if p.bn == "eval":
+        bn += (
+            f", recalibrated on {row['recalibrated_images']:,} images"
+            if row["recalibrated_images"]
+            else ", stale statistics"
+        )
+    top1 = ""
+    if row.get("top1") is not None:
+        top1 = f", top-1 {100 * row['top1']:.2f}% (BN {p.bn})"
+        if "top1_eval_bn" in row:
+            top1 += f" / {100 * row['top1_eval_bn']:.2f}% (BN eval)"
+    search = ""
+    if "search" in row:
+        s = row["search"]
+        search = f"; ratio chosen for a {100 * s['target_drop']:.1f}-point drop on {p.holdout} held-out training images"
+    return (
+        f"{'pruned teacher':<15} {row['params'] / 1e6:.3f} M params ({row['nonzero_params'] / 1e6:.3f} M "
+        f"non-zero, {100 * row['weights_removed']:.1f}% of the teacher's weights removed), "
+        f"{row['macs'] / 1e6:.2f} M MACs{top1} ({how}, ratio {row['ratio']:.3g}, {bn}{search})"
     )
-    return R2KD(student, teacher, pruned, settings, mean=info.mean, std=info.std, seed=ctx.seed)
 
 
 METHODS.add(
@@ -215,6 +230,7 @@ METHODS.add(
         R2KDSettings,
         _build,
         presets={"faithful": FAITHFUL},
+        engine_presets={"faithful": FAITHFUL_ENGINE},
         summary="R2KD: correlation distance (value + rank) to a blend of the teacher and its pruned copy",
     ),
 )
