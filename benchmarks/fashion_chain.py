@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from compress.deploy.agent import OnnxRuntimeRunner, percentile, time_calls
 
 from compress.artifacts import load_model
 from compress.config import build
-from compress.deploy.agent import OnnxRuntimeRunner, percentile, time_calls
 from compress.deploy.benchmark import BenchmarkConfig, benchmark
 from compress.deploy.latency import cpu_latency
 from compress.distill.api import distill

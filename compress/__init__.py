@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from compress._lazy import lazy_getattr
-
-__version__ = "0.1.0"
+from compress._version import __version__
 
 __all__ = ["__version__", "create_model", "list_models", "load_model", "save_model"]
 

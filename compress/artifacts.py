@@ -8,18 +8,22 @@ fresh instance) and provenance. `load_model` needs nothing else. No pickles are 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as _dt
-import hashlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compress.atomic import (  # noqa: F401  (re-exported: the file helpers live at the bottom)
+    append_jsonl,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    file_ref,
+    file_sha256,
+)
 from compress.errors import CompressError, ModelFileError
 from compress.header import ModelHeader
 
@@ -49,83 +53,6 @@ HEADER_FIELDS = (
     "source",
     "extra",
 )
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`.
-
-    A crash or kill at any moment leaves either the old file or the new one, never a torn one.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, target)
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Write `data` as indented JSON to `path` atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to `path` (used for append-only logs such as ``metrics.jsonl``)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_ref(path: str | Path) -> dict[str, str]:
-    """A provenance reference to a file: its path and SHA-256."""
-    p = Path(path)
-    return {"path": str(p), "sha256": file_sha256(p)}
 
 
 # --------------------------------------------------------------------------- run directories
@@ -175,7 +102,7 @@ def save_model(model: nn.Module, path: str | Path, **meta: Any) -> Path:
     """
     from safetensors.torch import save as st_save
 
-    from compress import __version__
+    from compress._version import __version__
 
     unknown = sorted(set(meta) - set(HEADER_FIELDS))
     if unknown:
@@ -379,7 +306,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
     _check_size(header, shapes, p)
     model = create_model(header.arch, **header.arch_kwargs)
     if header.pruned:
-        from compress.prune.structured import replay_history
+        from compress.models.pruning import replay_history
 
         try:
             replay_history(model, header.pruning)  # type: ignore[arg-type]

@@ -377,8 +377,8 @@ def write_config(
     Returns:
         The config hash written.
     """
-    from compress import __version__
-    from compress.artifacts import atomic_write_text
+    from compress._version import __version__
+    from compress.atomic import atomic_write_text
 
     digest = digest or config_hash(obj)
     header = f"# resolved config written by compress {__version__}; config hash {digest}\n"

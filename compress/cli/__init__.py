@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from compress import __version__
+from compress._version import __version__
 from compress.errors import CompressError
 
 
@@ -72,7 +72,7 @@ class Group(click.Group):
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as exc:
-            from compress.deploy.agent import AgentError  # stdlib only: cheap, on errors only
+            from compress.runtime.errors import AgentError  # stdlib only: cheap, on errors only
 
             if isinstance(exc, AgentError):  # the runtime refused the input or the file
                 raise UserError(str(exc)) from None

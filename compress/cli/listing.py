@@ -63,7 +63,7 @@ def stats(directory: str, image_size: int | None, limit: int | None) -> None:
 @click.command("methods")
 def methods() -> None:
     """List the distillation methods, their presets and whether they need a teacher."""
-    from compress.distill.api import METHODS
+    from compress.distill.methods import METHODS
 
     for name in METHODS.names():
         spec = METHODS.get(name)

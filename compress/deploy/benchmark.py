@@ -84,6 +84,7 @@ def benchmark_model(
     from compress.exporters.api import export
     from compress.exporters.base import ExportConfig
     from compress.exporters.validate import ExportValidationError
+    from compress.runtime.errors import AgentError
 
     name = slug(path.parent.name if path.name == "model.safetensors" else path.stem)
     target = parse_target(config.target)
@@ -125,12 +126,12 @@ def benchmark_model(
         except ExportValidationError as exc:
             rows.append(_row(name, fmt, f"validation failed: {'; '.join(exc.failures)}"))
             continue
-        except CompressError as exc:
+        except (CompressError, AgentError) as exc:  # a format this machine cannot make or run
             rows.append(_row(name, fmt, f"export failed: {_short(exc)}"))
             continue
         try:
             result = profile_model(artifact, settings, log=log)
-        except CompressError as exc:
+        except (CompressError, AgentError) as exc:
             rows.append(_row(name, fmt, f"profile failed: {_short(exc)}"))
             continue
         b0, b1 = str(config.batches[0]), str(config.batches[-1])

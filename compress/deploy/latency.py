@@ -5,12 +5,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from compress.deploy.agent import percentile, time_calls
+from compress.runtime.timing import percentile, time_calls
 
 
 def cpu_latency(
@@ -26,7 +25,8 @@ def cpu_latency(
     The model is exported to a temporary ONNX file for onnxruntime. Returns
     ``{"torch": {batch: ms}, "onnxruntime": {batch: ms}}``.
     """
-    from compress.exporters.onnx import INPUT_NAME, export_onnx, ort_session
+    from compress.deploy.runners import make_runner
+    from compress.exporters.onnx import export_onnx
 
     model = model.eval().cpu()
     out: dict[str, dict[int, float]] = {"torch": {}, "onnxruntime": {}}
@@ -38,10 +38,10 @@ def cpu_latency(
             )
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "m.onnx", input_shape)
-        session = ort_session(path)
-        for b in batches:
-            feed: dict[str, Any] = {INPUT_NAME: torch.randn(b, *input_shape).numpy()}
-            out["onnxruntime"][b] = percentile(
-                time_calls(lambda f=feed: session.run(None, f), warmup=warmup, repeats=repeats), 50
-            )
+        with make_runner("onnxruntime", str(path)) as runner:
+            for b in batches:
+                x = torch.randn(b, *input_shape).numpy()
+                out["onnxruntime"][b] = percentile(
+                    time_calls(lambda x=x: runner.infer(x), warmup=warmup, repeats=repeats), 50
+                )
     return out

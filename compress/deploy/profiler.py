@@ -1,7 +1,8 @@
 """``compress profile``: latency percentiles per batch size, accuracy, size, memory, environment.
 
-Local and remote runs go through the same measurement code (`compress.deploy.agent`); remote
-runs execute it on the device with only numpy and onnxruntime/tensorrt there.
+Local and remote runs go through the same measurement code (`compress.runtime.profile`); remote
+runs execute it on the device, shipped as one zipapp, with only numpy and onnxruntime/tensorrt
+there.
 """
 
 from __future__ import annotations
@@ -15,13 +16,6 @@ from typing import Any
 from compress.config import NO_HASH
 from compress.errors import CompressError
 from compress.header import ModelHeader
-
-SUFFIX_RUNTIME = {
-    ".safetensors": "torch",
-    ".onnx": "onnxruntime",
-    ".plan": "tensorrt",
-    ".engine": "tensorrt",
-}
 
 
 @dataclass
@@ -176,8 +170,11 @@ def profile_model(
         "top1", "accuracy", "model_bytes", "peak_rss_mb", "gpu_mem_mb", "power", "environment",
         "runtime", "target", "model"}``.
     """
-    from compress.deploy import agent
+    from compress.deploy.runners import runtime_for, runtime_names
     from compress.deploy.targets import LocalTarget, parse_target
+    from compress.registry import suggest
+    from compress.runtime.errors import AgentError
+    from compress.runtime.profile import profile_runner
 
     model = Path(path)
     target = parse_target(
@@ -185,14 +182,16 @@ def profile_model(
     )
     if not model.exists():
         raise CompressError(f"'{model}' does not exist; check the path")
-    runtime = settings.runtime or SUFFIX_RUNTIME.get(model.suffix)
+    runtime = settings.runtime or runtime_for(str(model))
+    names = runtime_names()
     if runtime is None:
         raise CompressError(
-            f"cannot tell the runtime of '{model}'; pass --runtime torch, onnxruntime or tensorrt"
+            f"cannot tell the runtime of '{model}'; pass --runtime ({', '.join(names)})"
         )
-    from compress.deploy.runners import RUNNERS
-
-    RUNNERS.get(runtime)  # unknown runtimes get a suggestion
+    if runtime not in names:
+        raise CompressError(
+            f"unknown runtime '{runtime}'.{suggest(runtime, names)} Valid: {', '.join(names)}"
+        )
     if runtime == "torch" and model.suffix != ".safetensors":
         raise CompressError("--runtime torch needs a .safetensors model file")
     meta = model_metadata(model)
@@ -203,20 +202,18 @@ def profile_model(
         eval_path = write_eval_set(meta, settings.eval_images, settings.data_dir, tmp / "eval.npz")
         timing = {"warmup": settings.warmup, "iters": settings.iters, "duration": settings.duration}
         if isinstance(target, LocalTarget):
-            runner = _local_runner(model, runtime, meta, settings, tmp, log)
             try:
-                result = agent.profile_runner(
-                    runner,
-                    batches,
-                    model_path=str(model),
-                    eval_path=str(eval_path) if eval_path else None,
-                    input_shape=shape,
-                    **timing,
-                )
-            except agent.AgentError as exc:
+                with _local_runner(model, runtime, meta, settings, tmp, log) as runner:
+                    result = profile_runner(
+                        runner,
+                        batches,
+                        model_path=str(model),
+                        eval_path=str(eval_path) if eval_path else None,
+                        input_shape=shape,
+                        **timing,
+                    )
+            except AgentError as exc:
                 raise CompressError(str(exc)) from None
-            finally:
-                runner.close()
         else:
             result = _remote(model, runtime, meta, settings, target, tmp, eval_path, batches, log)
     result.update(model=str(model), runtime=runtime, target=str(target))
@@ -236,8 +233,9 @@ def _local_runner(
     tmp: Path,
     log: Any,
 ) -> Any:
-    from compress.deploy import agent
     from compress.deploy.runners import make_runner
+    from compress.runtime.engines import build_cached
+    from compress.runtime.errors import AgentError
 
     try:
         if runtime == "torch":
@@ -259,7 +257,7 @@ def _local_runner(
 
         require_tensorrt()
         onnx = _onnx_for(model, settings.precision, tmp, settings.data_dir)
-        plan = agent.build_cached(
+        plan = build_cached(
             str(onnx),
             settings.precision,
             _engine_profile(settings),
@@ -268,7 +266,7 @@ def _local_runner(
             log=log,
         )
         return make_runner("tensorrt", plan)
-    except agent.AgentError as exc:
+    except AgentError as exc:
         raise CompressError(str(exc)) from None
 
 

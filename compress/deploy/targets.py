@@ -1,8 +1,8 @@
 """Where a model is profiled: this machine, or a device reached with the system ``ssh``/``scp``.
 
-The SSH target copies the model, a compact evaluation set and the standalone agent into a
-temporary directory on the device, runs the agent there, reads its JSON and removes the
-directory. The user's keys, ``~/.ssh/config`` and host-key checking apply unchanged (an extra
+The SSH target copies the model, a compact evaluation set and the device runtime (one zipapp,
+``agent.pyz``, built from `compress.runtime`) into a temporary directory on the device, runs it
+there, reads its JSON and removes the directory. The user's keys, ``~/.ssh/config`` and host-key checking apply unchanged (an extra
 config file can be given with ``ssh_config``); compress never turns host-key checking off.
 """
 
@@ -88,11 +88,13 @@ class SSHTarget:
     def run_agent(
         self, files: list[Path], args: list[str], *, timeout: float = 1800.0
     ) -> dict[str, Any]:
-        """Copy `files` and the agent to a fresh remote directory, run ``agent.py ARGS`` there.
+        """Copy `files` and the runtime zipapp to a fresh remote directory, run it with `args`.
 
-        File names in `args` are relative to that directory. Returns the agent's JSON.
+        File names in `args` are relative to that directory. Returns the runtime's JSON.
         """
-        from compress.deploy import agent
+        import tempfile
+
+        from compress.deploy.zipapp import ZIPAPP_NAME, build_zipapp
 
         self.check_tools()
         made = self._ssh("mktemp -d -t compress-agent.XXXXXX", timeout=60)
@@ -102,8 +104,9 @@ class SSHTarget:
                 f"{self}: could not create a temporary directory: {made.stderr.strip()}"
             )
         remote = made.stdout.strip().splitlines()[-1]
+        local = tempfile.TemporaryDirectory()
         try:
-            sources = [Path(agent.__file__), *files]
+            sources = [build_zipapp(Path(local.name) / ZIPAPP_NAME), *files]
             cmd = [
                 "scp",
                 "-q",
@@ -119,11 +122,12 @@ class SSHTarget:
                 raise CompressError(f"{self}: copying files failed: {copied.stderr.strip()}")
             line = " ".join(shlex.quote(a) for a in args)
             proc = self._ssh(
-                f"cd {shlex.quote(remote)} && {self.python} agent.py {line}", timeout=timeout
+                f"cd {shlex.quote(remote)} && {self.python} {ZIPAPP_NAME} {line}", timeout=timeout
             )
             self._fail_unreachable(proc)
             return parse_agent_output(proc, str(self))
         finally:
+            local.cleanup()
             self._ssh(f"rm -rf {shlex.quote(remote)}", timeout=60)
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 
-import compress.distill.methods  # noqa: F401  (registers every method)
 from compress.artifacts import (
     atomic_path,
     atomic_write_json,
@@ -20,18 +19,14 @@ from compress.artifacts import (
     read_header,
 )
 from compress.config import config_hash, hashed_dict, write_config
-from compress.distill.base import METHODS, DistillContext, MethodSpec
+from compress.distill.base import DistillContext, MethodSpec
 from compress.distill.config import DistillConfig
+from compress.distill.methods import METHODS, list_methods
 from compress.distill.teachers import network_facts
 from compress.errors import CompressError
 from compress.outputs import run_directory
 
 __all__ = ["METHODS", "distill", "list_methods", "network_facts"]
-
-
-def list_methods() -> list[str]:
-    """Registered distillation method names."""
-    return METHODS.names()
 
 
 def _check_method(config: DistillConfig, spec: MethodSpec) -> None:

@@ -19,7 +19,7 @@ def method_settings(method: str, preset: str | None, args: dict[str, Any]) -> An
         UnknownNameError: unknown method (with a suggestion).
         ConfigError: unknown preset or a bad method setting (naming the closest valid key).
     """
-    from compress.distill.api import METHODS
+    from compress.distill.methods import METHODS
 
     spec = METHODS.get(method)
     base: dict[str, Any] = {}
@@ -41,7 +41,7 @@ def method_settings(method: str, preset: str | None, args: dict[str, Any]) -> An
 
 def apply_engine_preset(config: Any, method: str, preset: str | None) -> None:
     """Set what `preset` sets outside the method (e.g. ``amp: none``) on fields left unset."""
-    from compress.distill.api import METHODS
+    from compress.distill.methods import METHODS
 
     if not preset:
         return

@@ -26,6 +26,7 @@ from compress.exporters.base import EXPORTERS, BatchSpec, ExportConfig, ExportCo
 from compress.exporters.validate import ExportValidationError, torch_reference, validate
 from compress.header import ModelHeader
 from compress.outputs import run_directory
+from compress.runtime.errors import AgentError
 
 EXPORT_JSON = "export.json"
 
@@ -156,15 +157,18 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
                 **{k: v for k, v in info.items() if k not in ("path", "seconds")},
             }
             try:
-                entry["validation"] = validate(
-                    exporter.make_runner(path),
-                    ref,
-                    precision=exporter.precision,
-                    fmt=exporter.name,
-                    model=model,
-                    onnx_path=path,
-                )
+                with exporter.make_runner(path) as runner:
+                    entry["validation"] = validate(
+                        runner,
+                        ref,
+                        precision=exporter.precision,
+                        fmt=exporter.name,
+                        model=model,
+                        onnx_path=path,
+                    )
                 entry["status"] = "ok"
+            except AgentError as exc:  # the runtime could not load or run the export
+                raise CompressError(f"{exporter.name} export could not be run: {exc}") from None
             except ExportValidationError as exc:
                 entry["validation"], entry["status"] = exc.report, "validation failed"
                 _update_export_json(out, exporter.name, entry, source)

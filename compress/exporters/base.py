@@ -115,6 +115,8 @@ class Exporter:
     """
 
     name: ClassVar[str]
+    #: the runtime that runs this format's files (`compress.runtime.runners`)
+    runtime: ClassVar[str] = "onnxruntime"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     dynamic_batch: ClassVar[bool] = True
     needs_gpu: ClassVar[bool] = False
@@ -149,8 +151,10 @@ class Exporter:
         raise NotImplementedError
 
     def make_runner(self, path: Path) -> Any:
-        """A callable ``f(images: np.ndarray) -> logits: np.ndarray`` for validation."""
-        raise NotImplementedError
+        """The `Runner` that validation runs the export with (``runner.infer(images)``)."""
+        from compress.runtime.runners import make_runner
+
+        return make_runner(self.runtime, str(path))
 
 
 @dataclass

@@ -91,22 +91,9 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def ort_session(
-    path: str | Path, *, threads: int | None = None, providers: list[str] | None = None
-) -> Any:
-    """An ONNX Runtime session (CPU by default) with full graph optimisation."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-
-
 def provenance(ctx: Any, *, fmt: str, precision: str) -> dict[str, Any]:
     """The metadata every exported file carries: where it came from and how to feed it."""
-    from compress import __version__
+    from compress._version import __version__
     from compress.artifacts import file_sha256
 
     header = ctx.header
@@ -143,17 +130,6 @@ def onnx_header(path: str | Path) -> ModelHeader | None:
     return ModelHeader.from_dict(meta["header"], source=str(path))
 
 
-class _OnnxRuntimeRunner:
-    """``f(images) -> logits`` through an ONNX Runtime CPU session."""
-
-    def __init__(self, path: Path) -> None:
-        self.session = ort_session(path)
-        self.input = self.session.get_inputs()[0].name
-
-    def __call__(self, images: Any) -> Any:
-        return self.session.run(None, {self.input: images})[0]
-
-
 class OnnxExporter(Exporter):
     """fp32 ONNX with a dynamic batch axis and provenance metadata."""
 
@@ -174,10 +150,6 @@ class OnnxExporter(Exporter):
             metadata={"compress": meta},
         )
         return {"opset": self.settings.opset}
-
-    def make_runner(self, path: Path) -> Any:
-        """An ONNX Runtime CPU runner."""
-        return _OnnxRuntimeRunner(path)
 
 
 EXPORTERS.add("onnx", OnnxExporter, summary="ONNX fp32, dynamic batch (any runtime)")

@@ -8,7 +8,7 @@ from typing import Any
 
 from compress.artifacts import atomic_path
 from compress.exporters.base import EXPORTERS, ExportContext, Exporter
-from compress.exporters.onnx import _OnnxRuntimeRunner, export_onnx, provenance
+from compress.exporters.onnx import export_onnx, provenance
 
 
 class OnnxFp16Exporter(Exporter):
@@ -39,10 +39,6 @@ class OnnxFp16Exporter(Exporter):
         with atomic_path(path) as out:
             onnx.save(proto, str(out))
         return {"opset": self.settings.opset}
-
-    def make_runner(self, path: Path) -> Any:
-        """An ONNX Runtime CPU runner."""
-        return _OnnxRuntimeRunner(path)
 
 
 EXPORTERS.add(

@@ -14,7 +14,7 @@ from typing import Any
 
 from compress.artifacts import atomic_path
 from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
-from compress.exporters.onnx import _OnnxRuntimeRunner, export_onnx, provenance
+from compress.exporters.onnx import export_onnx, provenance
 
 
 class _Calibration:
@@ -54,14 +54,18 @@ def compare_speed(
     """
     import numpy as np
 
-    from compress.deploy.agent import percentile, time_calls
+    from compress.runtime.runners import make_runner
+    from compress.runtime.timing import percentile, time_calls
 
     x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
-    runners = {"fp32_ms": _OnnxRuntimeRunner(fp32), "int8_ms": _OnnxRuntimeRunner(int8)}
-    first_ms = time_calls(lambda: runners["fp32_ms"](x), warmup=1, repeats=1)[0]
+    runners = {
+        "fp32_ms": make_runner("onnxruntime", str(fp32)),
+        "int8_ms": make_runner("onnxruntime", str(int8)),
+    }
+    first_ms = time_calls(lambda: runners["fp32_ms"].infer(x), warmup=1, repeats=1)[0]
     repeats = max(3, min(10, int(1000 * budget_s / max(first_ms, 1e-3))))
     ms = {
-        key: percentile(time_calls(lambda run=run: run(x), warmup=2, repeats=repeats), 50)
+        key: percentile(time_calls(lambda run=run: run.infer(x), warmup=2, repeats=repeats), 50)
         for key, run in runners.items()
     }
     return {"batch": batch, "repeats": repeats, **ms, "speedup": ms["fp32_ms"] / ms["int8_ms"]}
@@ -157,10 +161,6 @@ class OnnxInt8Exporter(Exporter):
                     f"int8 {speed['int8_ms']:.2f} ms (×{speed['speedup']:.2f})"
                 )
         return info
-
-    def make_runner(self, path: Path) -> Any:
-        """An ONNX Runtime CPU runner."""
-        return _OnnxRuntimeRunner(path)
 
 
 EXPORTERS.add(

@@ -1,8 +1,9 @@
 """TensorRT engines built with TensorRT's Python API from the ONNX exports.
 
 The build logic (feature detection, the build recipe, the engine sidecar and its checks) lives
-in `compress.deploy.agent`, because the same code builds engines on a remote device. This module
-only chooses the ONNX source, runs the build locally and validates the result.
+in `compress.runtime.engines`, because the same code builds engines on a remote device. This
+module only chooses the ONNX source, runs the build locally, and validates the result through
+the one runner contract (`make_runner("tensorrt", path)`, which checks the sidecar first).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from compress.deploy import agent
 from compress.errors import CompressError
 from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
+from compress.runtime import engines
+from compress.runtime.cuda import gpu_identity
+from compress.runtime.errors import AgentError
 
 ON_DEVICE_HINT = (
     "engines are specific to a GPU and TensorRT version, so for a remote device build it there: "
@@ -24,13 +27,13 @@ ON_DEVICE_HINT = (
 def require_tensorrt() -> Any:
     """The tensorrt module and a visible GPU, or a one-line error naming the extra and the on-device route."""
     try:
-        trt = agent.import_tensorrt()
-    except agent.AgentError:
+        trt = engines.import_tensorrt()
+    except AgentError:
         raise CompressError(
             "--format trt needs TensorRT and an NVIDIA GPU: pip install 'compress-toolkit[trt]' on such a "
             f"machine (JetPack ships TensorRT on Jetson); {ON_DEVICE_HINT}"
         ) from None
-    if agent.gpu_identity() is None:
+    if gpu_identity() is None:
         raise CompressError(
             f"--format trt needs an NVIDIA GPU and none is visible here; {ON_DEVICE_HINT}"
         )
@@ -41,6 +44,7 @@ class TensorRTExporter(Exporter):
     """A serialized TensorRT engine (``.plan``) plus a sidecar JSON describing what it was built for."""
 
     name = "trt"
+    runtime = "tensorrt"
     precisions = ("fp16", "fp32", "int8")
     needs_gpu = True
 
@@ -53,9 +57,9 @@ class TensorRTExporter(Exporter):
         return f"model.{self.precision}.plan"
 
     def recipe(self, ctx: ExportContext, features: list[str]) -> dict[str, Any]:
-        """The build recipe for this export (pure; see `compress.deploy.agent.build_recipe`)."""
+        """The build recipe for this export (pure; see `compress.runtime.engines.build_recipe`)."""
         b = BatchSpec.parse(self.settings.batch)
-        return agent.build_recipe(
+        return engines.build_recipe(
             self.precision,
             (b.min, b.opt, b.max),
             ctx.header.input_shape,
@@ -71,7 +75,7 @@ class TensorRTExporter(Exporter):
         from compress.exporters.onnx_int8 import OnnxInt8Exporter
 
         trt = require_tensorrt()
-        recipe = self.recipe(ctx, agent.probe_features(trt))
+        recipe = self.recipe(ctx, engines.probe_features(trt))
         source_cls = {
             "fp32": EXPORTERS.get("onnx"),
             "fp16": OnnxFp16Exporter,
@@ -92,24 +96,19 @@ class TensorRTExporter(Exporter):
             source = source_cls(settings).export(model, src_ctx)["path"]
             for note in recipe["notes"]:
                 ctx.log(f"TensorRT: {note}")
-            agent.build_engine(
+            engines.build_engine(
                 source, str(path), recipe, timing_cache=self.settings.timing_cache, log=ctx.log
             )
-            sidecar = agent.engine_sidecar(
+            sidecar = engines.engine_sidecar(
                 recipe,
                 tensorrt_version=trt.__version__,
-                gpu=agent.gpu_identity(),
-                source_sha256=agent.file_sha256(str(ctx.model_path)),
+                gpu=gpu_identity(),
+                source_sha256=engines.file_sha256(str(ctx.model_path)),
             )
         from compress.artifacts import atomic_write_text
 
         atomic_write_text(str(path) + ".json", json.dumps(sidecar, indent=2))
         return {"sidecar": sidecar, "recipe": recipe}
-
-    def make_runner(self, path: Path) -> Any:
-        """A TensorRT runner (checks the sidecar first)."""
-        agent.check_engine(str(path))
-        return agent.TensorRTRunner(str(path))
 
 
 EXPORTERS.add(

@@ -96,6 +96,25 @@ def weight_elements_torch(model: Any) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
+def run_all(runner: Any, images: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Logits of `runner` (a `compress.runtime.runners.Runner`) for every image, in batches.
+
+    Batches respect the runner's fixed, maximum and minimum batch sizes (a TensorRT engine's
+    optimisation profile); a short last batch is padded up to the minimum and trimmed after.
+    """
+    fixed = runner.input_shape[0] if getattr(runner, "input_shape", None) else None
+    size = fixed or min(batch, getattr(runner, "max_batch", None) or batch)
+    low = fixed or getattr(runner, "min_batch", 1) or 1
+    outs = []
+    for i in range(0, len(images), size):
+        chunk = images[i : i + size]
+        n = len(chunk)
+        if n < low:  # pad with copies of the last image, then keep only the real rows
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], low - n, axis=0)])
+        outs.append(np.asarray(runner.infer(chunk))[:n])
+    return np.concatenate(outs).astype(np.float32)
+
+
 def validate(
     runner: Any,
     ref: Reference,
@@ -106,9 +125,12 @@ def validate(
     onnx_path: Path | None = None,
     batch: int = 64,
 ) -> dict[str, Any]:
-    """Compare an exported model with PyTorch; returns the report or raises `ExportValidationError`."""
-    outs = [runner(ref.images[i : i + batch]) for i in range(0, len(ref.images), batch)]
-    got = np.concatenate(outs).astype(np.float32)
+    """Compare an exported model with PyTorch; returns the report or raises `ExportValidationError`.
+
+    `runner` is any `compress.runtime.runners.Runner`: the export runs through ``infer()``, the
+    same contract the profiler, the benchmark and the device runtime use.
+    """
+    got = run_all(runner, ref.images, batch)
     diff = np.abs(got - ref.logits)
     scale = float(np.abs(ref.logits).max()) or 1.0
     report: dict[str, Any] = {

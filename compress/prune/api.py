@@ -295,8 +295,8 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
 
 def _check_finetune_method(config: PruneConfig) -> None:
     """Fail before any pruning work when the fine-tuning method cannot run."""
-    from compress.distill.api import METHODS
     from compress.distill.config import method_settings
+    from compress.distill.methods import METHODS
 
     spec = METHODS.get(config.method_name)
     if spec.online:
@@ -311,9 +311,9 @@ def _check_finetune_method(config: PruneConfig) -> None:
 
 
 def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, Any]:
-    from compress.distill.api import METHODS
     from compress.distill.base import DistillContext
     from compress.distill.config import method_settings
+    from compress.distill.methods import METHODS
     from compress.engine import fit
 
     config, info, device, log = job.config, job.info, job.device, job.log

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from compress.errors import CompressError
+from compress.models.pruning import replay_history  # noqa: F401  (re-exported)
 from compress.prune.importance import IMPORTANCES, build_importance
 from compress.prune.settings import PruneSettings
 
@@ -293,18 +294,6 @@ def append_record(existing: dict[str, Any] | None, record: dict[str, Any]) -> di
     rounds = list((existing or {}).get("rounds", []))
     rounds.append(record)
     return {"rounds": rounds}
-
-
-def replay_history(model: nn.Module, pruning: dict[str, Any]) -> None:
-    """Rebuild a pruned architecture on a fresh `model` by replaying every recorded round."""
-    import torch_pruning as tp
-
-    for record in pruning.get("rounds", []):
-        example = torch.zeros(1, *record["input_shape"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            graph = tp.DependencyGraph().build_dependency(model, example, verbose=False)
-            graph.load_pruning_history(record["history"])
 
 
 def magnitude_mask_(model: nn.Module, fraction: float) -> dict[str, float]:

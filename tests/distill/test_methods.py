@@ -6,9 +6,9 @@ import torch
 from compress.artifacts import load_model
 from compress.config import build
 from compress.data import DataSettings, build_loaders, load_data
-from compress.distill.api import METHODS
 from compress.distill.base import DistillContext
 from compress.distill.config import DistillConfig
+from compress.distill.methods import METHODS
 from compress.engine.optim import build_optimizer
 from compress.engine.settings import OptimSettings
 from compress.models import create_model

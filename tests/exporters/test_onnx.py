@@ -7,10 +7,11 @@ import pytest
 import torch
 
 import compress
-from compress.exporters.onnx import export_onnx, onnx_metadata, ort_session
+from compress.exporters.onnx import export_onnx, onnx_metadata
 from compress.exporters.validate import weight_elements_onnx, weight_elements_torch
 from compress.models import create_model, list_models, model_info
 from compress.prune import PruneSettings, append_record, prune_channels
+from compress.runtime.runners import make_runner
 
 
 def realistic(model: torch.nn.Module, channels: int = 3, size: int = 32) -> torch.nn.Module:
@@ -37,13 +38,13 @@ def test_every_zoo_model_exports_and_matches_pytorch(name, tmp_path):
     torch.manual_seed(0)
     model = realistic(create_model(name, num_classes=10, in_channels=3))
     path = export_onnx(model, tmp_path / "m.onnx", (3, 32, 32))
-    session = ort_session(path)
+    runner = make_runner("onnxruntime", str(path))
     cifar = model_info(name).get("source") == "cifar"
     for batch in (1, 7):
         x = torch.randn(batch, 3, 32, 32)
         with torch.no_grad():
             ref = model(x).numpy()
-        got = session.run(None, {"input": x.numpy()})[0]
+        got = runner.infer(x.numpy())
         assert got.shape == (batch, 10)
         err = np.abs(got - ref).max()
         bound = 1e-4 if cifar else 1e-4 + 2e-3 * np.abs(ref).max()

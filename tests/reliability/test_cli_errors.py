@@ -335,14 +335,17 @@ def test_nan_weights_are_not_exported(tmp_path, digits_model):
 
 def test_nan_logits_fail_validation():
     from compress.exporters.validate import ExportValidationError, Reference, validate
+    from compress.runtime.runners import Runner
+
+    class NaNRunner(Runner):
+        def _infer_impl(self, images):
+            return np.full((len(images), 3), np.nan, np.float32)
 
     ref = Reference(
         np.zeros((4, 1, 2, 2), np.float32), np.zeros(4, int), np.eye(4, 3, dtype=np.float32)
     )
     with pytest.raises(ExportValidationError, match="NaN or infinite logits") as err:
-        validate(
-            lambda x: np.full((len(x), 3), np.nan, np.float32), ref, precision="fp32", fmt="onnx"
-        )
+        validate(NaNRunner(), ref, precision="fp32", fmt="onnx")
     assert err.value.report["passed"] is False
 
 
@@ -416,8 +419,8 @@ def test_onnx_shape_mismatch_is_one_line_naming_both_shapes(tmp_path):
     result = run("profile", str(fixed), "--batch", "1,8", "--eval-images", "0")
     assert_one_line_error(result, "exactly 1 (shape (1, 1, 8, 8)), got (8, 1, 8, 8)")
 
-    from compress.deploy.agent import AgentError
     from compress.deploy.runners import make_runner
+    from compress.runtime.errors import AgentError
 
     runner = make_runner("onnxruntime", str(fixed))
     with pytest.raises(

@@ -1,60 +1,39 @@
-"""Runners by name.
+"""The host's runners: the device runtime's (onnxruntime, tensorrt) plus ``torch``.
 
-All share `compress.deploy.agent.Runner`: its public ``infer()`` validates the input and times
-the call; each backend fills ``_infer_impl``.
-
-``onnxruntime`` and ``tensorrt`` are defined in the agent (they also run on devices without
-torch); ``torch`` is here.
+There is one runner registry and one `make_runner`, in `compress.runtime.runners`; importing
+this package adds the torch runner to it (the device has no torch). Every runner shares the
+`Runner` contract: ``infer()`` validates the input and times the call, a backend fills
+``_infer_impl``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from compress.registry import Registry
+from compress.runtime.runners import (
+    Runner,
+    make_runner,
+    register_runner,
+    runtime_for,
+    runtime_names,
+    runtime_summary,
+)
 
-#: runtime name → factory(path, **options) -> Runner
-RUNNERS: Registry = Registry("runtime")
 
-
-def _torch(path: str, **options: Any) -> Any:
+def _torch(
+    path: str,
+    *,
+    device: str = "auto",
+    compile: bool = False,
+    threads: int | None = None,
+    **_: Any,
+) -> Runner:
     from compress.deploy.runners.torch import TorchRunner
 
-    return TorchRunner(path, **options)
+    return TorchRunner(path, device=device, compile=compile, threads=threads)
 
 
-def _onnxruntime(path: str, **options: Any) -> Any:
-    from compress.deploy.agent import OnnxRuntimeRunner
+if "torch" not in runtime_names():
+    register_runner("torch", _torch, (".safetensors",), "PyTorch eager (optionally torch.compile)")
 
-    return OnnxRuntimeRunner(
-        path, providers=options.get("providers"), threads=options.get("threads")
-    )
-
-
-def _tensorrt(path: str, **options: Any) -> Any:
-    from compress.deploy.agent import TensorRTRunner, check_engine
-
-    check_engine(path)
-    return TensorRTRunner(path)
-
-
-RUNNERS.add(
-    "torch", _torch, suffixes=(".safetensors",), summary="PyTorch eager (optionally torch.compile)"
-)
-RUNNERS.add(
-    "onnxruntime",
-    _onnxruntime,
-    suffixes=(".onnx",),
-    summary="ONNX Runtime (CPU; CUDA/TensorRT providers if present)",
-)
-RUNNERS.add(
-    "tensorrt",
-    _tensorrt,
-    suffixes=(".plan", ".engine"),
-    summary="TensorRT engine (device buffers via libcudart)",
-)
-
-
-def make_runner(runtime: str, path: str, **options: Any) -> Any:
-    """A runner for `path` in `runtime` (unknown runtimes get a suggestion)."""
-    return RUNNERS.get(runtime)(path, **options)
+__all__ = ["Runner", "make_runner", "runtime_for", "runtime_names", "runtime_summary"]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.deploy.agent import Runner
+from compress.runtime.runners.base import Runner
 
 
 class TorchRunner(Runner):

@@ -1,3 +1,15 @@
-"""Distillation methods, one file each; importing this package registers them all."""
+"""Distillation methods, one file each, and their table (as mdistiller's ``distillers/__init__``).
 
-from compress.distill.methods import dist, dkd, dml, kd, none, r2kd  # noqa: F401
+Importing this package registers every method in `METHODS`; the rest of the toolkit looks
+methods up here (``compress.distill.config`` no longer reaches into ``compress.distill.api``).
+"""
+
+from compress.distill.base import METHODS, MethodSpec
+from compress.distill.methods import dist, dkd, dml, kd, none, r2kd  # noqa: F401  (registration)
+
+__all__ = ["METHODS", "MethodSpec", "list_methods"]
+
+
+def list_methods() -> list[str]:
+    """Registered distillation method names."""
+    return METHODS.names()

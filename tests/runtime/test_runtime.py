@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from compress.deploy import agent
+from compress.runtime import machine, profile, tegrastats, timing
+from compress.runtime.errors import AgentError
+from compress.runtime.runners import Runner
 
 # Real tegrastats lines: Jetson Nano on JetPack 4.6.1, Orin Nano on JetPack 6, AGX Orin on JetPack 5.
 NANO_JP4 = (
@@ -25,7 +27,7 @@ AGX_ORIN = (
 
 
 def test_tegrastats_jetpack4_nano():
-    s = agent.parse_tegrastats_line(NANO_JP4)
+    s = tegrastats.parse_tegrastats_line(NANO_JP4)
     assert (s["ram_used_mb"], s["ram_total_mb"]) == (1923, 3964)
     assert s["cpu_load"] == [5, 4, 3, 6] and s["gpu_load"] == 0
     assert s["rails_mw"] == {"POM_5V_IN": 1750, "POM_5V_GPU": 0, "POM_5V_CPU": 366}
@@ -33,23 +35,23 @@ def test_tegrastats_jetpack4_nano():
 
 
 def test_tegrastats_jetpack6_orin_nano():
-    s = agent.parse_tegrastats_line(ORIN_NANO_JP6)
+    s = tegrastats.parse_tegrastats_line(ORIN_NANO_JP6)
     assert s["power_mw"] == 4673 and s["rails_mw"]["VDD_CPU_GPU_CV"] == 527
     assert len(s["cpu_load"]) == 6 and s["temps_c"]["tj"] == pytest.approx(56.656)
 
 
 def test_tegrastats_agx_orin_sums_rails_without_a_board_total():
-    s = agent.parse_tegrastats_line(AGX_ORIN)
+    s = tegrastats.parse_tegrastats_line(AGX_ORIN)
     assert s["power_mw"] == 3193 + 399 + 4306
     assert s["ram_total_mb"] == 62841 and len(s["cpu_load"]) == 12
 
 
 def test_jetson_release_and_nvpmodel_parsers():
     text = "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023"
-    assert agent.parse_nv_tegra_release(text) == "35.4.1"
-    assert agent.parse_nvpmodel_query("NV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
-    assert agent.parse_nvpmodel_query("NV Power Mode: 15W\n2\n") == {"name": "15W", "id": 2}
-    assert agent.parse_nvpmodel_query("") is None
+    assert machine.parse_nv_tegra_release(text) == "35.4.1"
+    assert machine.parse_nvpmodel_query("NV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
+    assert machine.parse_nvpmodel_query("NV Power Mode: 15W\n2\n") == {"name": "15W", "id": 2}
+    assert machine.parse_nvpmodel_query("") is None
 
 
 def test_profiler_statistics_on_a_function_of_known_delay(monkeypatch):
@@ -60,11 +62,11 @@ def test_profiler_statistics_on_a_function_of_known_delay(monkeypatch):
     def fn():
         clock["t"] += next(it)
 
-    monkeypatch.setattr(agent.time, "perf_counter", lambda: clock["t"])
-    times = agent.time_calls(fn, warmup=2, repeats=10)
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+    times = timing.time_calls(fn, warmup=2, repeats=10)
     expected = [d * 1000 for d in delays]
     assert times == pytest.approx(expected)
-    s = agent.summarize(times, batch=8)
+    s = timing.summarize(times, batch=8)
     for key, q in (("p50_ms", 50), ("p90_ms", 90), ("p99_ms", 99)):
         assert s[key] == pytest.approx(np.percentile(expected, q))
     assert s["mean_ms"] == pytest.approx(np.mean(expected)) and s["std_ms"] == pytest.approx(
@@ -95,16 +97,16 @@ def test_runner_rejects_bad_inputs(digits_model, tmp_path):
     from compress.deploy.runners import make_runner
 
     runner = make_runner("torch", str(digits_model), device="cpu")
-    with pytest.raises(agent.AgentError, match="4-D numpy"):
+    with pytest.raises(AgentError, match="4-D numpy"):
         runner.infer(np.zeros((1, 8, 8), np.float32))
-    with pytest.raises(agent.AgentError, match="float32"):
+    with pytest.raises(AgentError, match="float32"):
         runner.infer(np.zeros((1, 1, 8, 8), np.float64))
-    with pytest.raises(agent.AgentError, match=r"shape \(N, 1, 8, 8\)"):
+    with pytest.raises(AgentError, match=r"shape \(N, 1, 8, 8\)"):
         runner.infer(np.zeros((1, 3, 8, 8), np.float32))
 
 
 def test_evaluate_normalises_uint8_images():
-    class Identity(agent.Runner):
+    class Identity(Runner):
         name = "identity"
 
         def _infer_impl(self, images):
@@ -113,5 +115,5 @@ def test_evaluate_normalises_uint8_images():
     images = np.zeros((3, 1, 1, 3), dtype=np.uint8)
     for i in range(3):
         images[i, 0, 0, i] = 255
-    out = agent.evaluate(Identity(), images, np.array([0, 1, 2]), [0.0], [1.0], batch=2)
+    out = profile.evaluate(Identity(), images, np.array([0, 1, 2]), [0.0], [1.0], batch=2)
     assert out == {"top1": 1.0, "samples": 3}
