@@ -144,7 +144,7 @@ def test_trt_export_validates_through_the_one_runner_contract(digits_model, tmp_
             self.calls.append(len(images))
             return super()._infer_impl(images)
 
-    factory, suffixes, summary = runners._RUNNERS["tensorrt"]
+    _, suffixes, summary = runners._RUNNERS["tensorrt"]
     monkeypatch.setitem(runners._RUNNERS, "tensorrt", (EngineLike, suffixes, summary))
     model = compress.load_model(digits_model)
     onnx_file = export_onnx(model, tmp_path / "m.onnx", (1, 8, 8))
