@@ -16,7 +16,8 @@ from compress.cli.profile import int_list
 @config_options
 @click.option(
     "--formats",
-    help="Comma-separated: torch, onnx, onnx-int8, onnx-fp16, trt-fp32, trt-fp16, trt-int8.",
+    help="Comma-separated: torch, onnx, onnx-int8, onnx-fp16, trt-fp32, trt-fp16, trt-int8 "
+    "(default: torch, onnx, onnx-int8, trt-fp16, trt-int8, those this machine can run).",
 )
 @click.option("--target", help="local (default) or ssh://user@host[:port].")
 @click.option(

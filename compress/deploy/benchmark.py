@@ -1,8 +1,10 @@
 """``compress benchmark``: export → validate → profile every requested format, one table.
 
-Formats: ``torch`` (the model file itself), ``onnx``, ``onnx-int8``, ``onnx-fp16``, and
-``trt-fp32`` / ``trt-fp16`` / ``trt-int8``. A format that cannot be produced here (TensorRT
-without a GPU, say) gets a row with its reason instead of stopping the run.
+Formats (`compress.exporters.formats`): ``torch`` (the model file itself), ``onnx``,
+``onnx-int8``, ``onnx-fp16``, and ``trt-fp32`` / ``trt-fp16`` / ``trt-int8``. By default the
+formats this machine can run (TensorRT only where it imports; every format on an SSH target);
+the ones left out are listed once under the table with the reason. A format asked for that
+cannot be produced here gets a row with its reason instead of stopping the run.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from compress.config import NO_HASH
 from compress.deploy.profiler import ProfileSettings
 from compress.errors import CompressError
 from compress.exporters.base import ExportSettings
+from compress.exporters.formats import FORMATS, Format
 from compress.outputs import slug
-from compress.registry import suggest
 
-FORMATS = ("torch", "onnx", "onnx-int8", "onnx-fp16", "trt-fp32", "trt-fp16", "trt-int8")
+#: What ``compress benchmark`` runs when no --formats is given (those this machine can run).
+DEFAULT_FORMATS = ("torch", "onnx", "onnx-int8", "trt-fp16", "trt-int8")
 
 
 @dataclass
@@ -28,7 +31,8 @@ class BenchmarkConfig:
 
     Attributes:
         models: model files (``.safetensors``); several share one table and plot.
-        formats: formats to run (see the module docstring).
+        formats: formats to run (see the module docstring); ``null``: `DEFAULT_FORMATS` that
+            this machine (or the SSH target) can run.
         target: ``local`` or ``ssh://user@host[:port]``.
         batches: batch sizes; the first gives the latency columns, the last the throughput.
         min_accuracy: fail (exit non-zero) when a format that ran scores below this top-1
@@ -41,9 +45,7 @@ class BenchmarkConfig:
     config_order: ClassVar[tuple[str, ...]] = ("models", "formats", "target", "batches")
 
     models: list[str] = field(default_factory=list)
-    formats: list[str] = field(
-        default_factory=lambda: ["torch", "onnx", "onnx-int8", "trt-fp16", "trt-int8"]
-    )
+    formats: list[str] | None = None
     target: str = "local"
     batches: list[int] = field(default_factory=lambda: [1, 64])
     min_accuracy: float | None = None
@@ -54,15 +56,31 @@ class BenchmarkConfig:
     output: str | None = field(default=None, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
-        for fmt in self.formats:
-            if fmt not in FORMATS:
-                raise ValueError(
-                    f"unknown benchmark format '{fmt}'.{suggest(fmt, FORMATS)} Valid: {', '.join(FORMATS)}"
-                )
+        for fmt in self.formats or ():
+            try:
+                FORMATS.get(fmt)
+            except KeyError as exc:  # UnknownNameError: the message has the suggestion
+                raise ValueError(str(exc).strip("'\"")) from None
         if not self.batches or any(b < 1 for b in self.batches):
             raise ValueError(f"batch sizes must be ≥ 1, got {self.batches}")
         if self.min_accuracy is not None and self.min_accuracy > 1:
             self.min_accuracy = self.min_accuracy / 100.0
+
+
+def plan_formats(config: BenchmarkConfig) -> tuple[list[Format], dict[str, str]]:
+    """The formats to run and, when none were asked for, those left out with the reason."""
+    if config.formats:
+        return [FORMATS.get(f) for f in config.formats], {}
+    local = config.target in ("", "local")
+    run, skipped = [], {}
+    for name in DEFAULT_FORMATS:
+        fmt = FORMATS.get(name)
+        reason = fmt.unavailable() if local else None
+        if reason:
+            skipped[name] = reason
+        else:
+            run.append(fmt)
+    return run, skipped
 
 
 def _row(model: str, fmt: str, status: str, **values: Any) -> dict[str, Any]:
@@ -76,7 +94,7 @@ def _short(exc: BaseException) -> str:
 
 
 def benchmark_model(
-    path: Path, config: BenchmarkConfig, out: Path, log: Any
+    path: Path, config: BenchmarkConfig, out: Path, log: Any, formats: list[Format]
 ) -> list[dict[str, Any]]:
     """The rows of one model: each format exported (validated) and profiled on the target."""
     from compress.deploy.profiler import profile_model
@@ -94,34 +112,33 @@ def benchmark_model(
     )
     export_dir = out / name
     rows = []
-    for fmt in config.formats:
+    for f in formats:
+        fmt, rt = f.name, f.runtime
         log(f"[{name}] {fmt}")
         try:
-            if fmt == "torch":
+            if f.exporter is None:
                 if remote:
-                    rows.append(_row(name, fmt, "not run: the device agent has no torch"))
+                    rows.append(_row(name, fmt, "not run: the device runtime has no torch"))
                     continue
-                artifact, rt, validation = path, "torch", None
-                settings = dataclasses.replace(profile, runtime="torch")
-            elif fmt.startswith("trt-") and remote:
+                artifact, validation = path, None
+                settings = dataclasses.replace(profile, runtime=rt)
+            elif f.built_on_device and remote:
                 # engines are built on the device from the ONNX; validated there by accuracy
-                artifact, rt, validation = path, "tensorrt", None
-                settings = dataclasses.replace(profile, runtime="tensorrt", precision=fmt[4:])
+                artifact, validation = path, None
+                settings = dataclasses.replace(profile, runtime=rt, precision=f.precision)
             else:
-                export_fmt, precision = ("trt", fmt[4:]) if fmt.startswith("trt-") else (fmt, None)
                 exp_cfg = ExportConfig(
                     **{
                         **dataclasses.asdict(config.export),
-                        "format": export_fmt,
-                        "precision": precision,
+                        "format": f.exporter,
+                        "precision": f.precision,
                         "compare_speed": False,  # the benchmark times every format itself
                     },
                     model=str(path),
                     output=str(export_dir),
                 )
-                result = export(exp_cfg, log=lambda _m: None)["formats"][export_fmt]
+                result = export(exp_cfg, log=lambda _m: None)["formats"][f.exporter]
                 artifact, validation = Path(result["path"]), result["validation"]
-                rt = "tensorrt" if export_fmt == "trt" else "onnxruntime"
                 settings = dataclasses.replace(profile, runtime=rt)
         except ExportValidationError as exc:
             rows.append(_row(name, fmt, f"validation failed: {'; '.join(exc.failures)}"))
@@ -143,7 +160,7 @@ def benchmark_model(
                 runtime=rt,
                 path=str(artifact),
                 size_mb=Path(artifact).stat().st_size / 1e6
-                if not (remote and fmt.startswith("trt-"))
+                if not (remote and f.built_on_device)
                 else result["model_bytes"] / 1e6,
                 top1=result.get("top1"),
                 p50_ms=result["batches"][b0]["p50_ms"],
@@ -188,10 +205,18 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
         else default_output_dir("benchmark", paths[0].parent.name or "model")
     )
     with run_directory(out, kind="benchmark", reuse=True):
+        formats, skipped = plan_formats(config)
         rows: list[dict[str, Any]] = []
         for p in paths:
-            rows += benchmark_model(p, config, out, log)
+            rows += benchmark_model(p, config, out, log, formats)
         table = markdown(rows, latency_batch=config.batches[0], throughput_batch=config.batches[-1])
+        if skipped:
+            by_reason: dict[str, list[str]] = {}
+            for name, reason in skipped.items():
+                by_reason.setdefault(reason, []).append(name)
+            table += "\n\nNot run on this machine: " + "; ".join(
+                f"{', '.join(names)} ({reason})" for reason, names in by_reason.items()
+            )
         gate = []
         for r in rows:
             if r["status"].startswith("validation failed"):
@@ -214,6 +239,7 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
                 "batches": config.batches,
                 "min_accuracy": config.min_accuracy,
                 "gate": gate,
+                "skipped_formats": skipped,
             },
         )
         pareto_plot(
@@ -221,4 +247,4 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
             out / "pareto.png",
             title=f"accuracy vs latency (batch {config.batches[0]}, {config.target})",
         )
-    return {"rows": rows, "table": table, "output": str(out), "gate": gate}
+    return {"rows": rows, "table": table, "output": str(out), "gate": gate, "skipped": skipped}

@@ -129,8 +129,9 @@ def _onnx_for(path: Path, precision: str, tmp: Path, data_dir: str | None) -> Pa
         return path
     from compress.exporters.api import export
     from compress.exporters.base import ExportConfig
+    from compress.exporters.formats import onnx_format_for
 
-    fmt = {"fp32": "onnx", "fp16": "onnx-fp16", "int8": "onnx-int8"}.get(precision, "onnx")
+    fmt = onnx_format_for(precision)
     config = ExportConfig(
         model=str(path),
         format=fmt,

@@ -71,16 +71,11 @@ class TensorRTExporter(Exporter):
     def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
         import json
 
-        from compress.exporters.onnx_fp16 import OnnxFp16Exporter
-        from compress.exporters.onnx_int8 import OnnxInt8Exporter
+        from compress.exporters.formats import onnx_format_for
 
         trt = require_tensorrt()
         recipe = self.recipe(ctx, engines.probe_features(trt))
-        source_cls = {
-            "fp32": EXPORTERS.get("onnx"),
-            "fp16": OnnxFp16Exporter,
-            "int8": OnnxInt8Exporter,
-        }[recipe["source"]]
+        source_cls = EXPORTERS.get(onnx_format_for(recipe["source"]))
         settings = self.settings
         if recipe["source"] == "int8" and settings.activation_type != "int8":
             ctx.log(

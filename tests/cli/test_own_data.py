@@ -23,16 +23,24 @@ def invoke(*args):
     return result
 
 
-@pytest.mark.parametrize("size", [32, 64])
-def test_imagefolder_model_path_from_the_cli(tmp_path, size):
-    data = write_digits_folder(tmp_path / "digits", size=size, train_per_class=12, val_per_class=4)
+# At 64 px the 200-image student stays near chance in 6 epochs, too weak for the INT8 gate (a 1-point
+# accuracy drop on 100 images is one image) to say anything; its INT8 export shares the 32-px
+# path's calibration and validation code.
+@pytest.mark.parametrize(
+    ("size", "per_class", "formats", "learned"),
+    [(32, 40, "onnx,onnx-int8", 0.5), (64, 20, "onnx", None)],
+)
+def test_imagefolder_model_path_from_the_cli(tmp_path, size, per_class, formats, learned):
+    data = write_digits_folder(
+        tmp_path / "digits", size=size, train_per_class=per_class, val_per_class=10
+    )
     mean, std = "[0.4,0.45,0.6]", "[0.3,0.2,0.3]"
     teacher = tmp_path / "teacher"
     invoke(
         "train", "--model", "resnet8", "--dataset", "imagefolder", "--data-dir", data,
-        "--image-size", size, "--epochs", 3, "--batch-size", 16, "--lr", 0.05, "--device", "cpu",
+        "--image-size", size, "--epochs", 8, "--batch-size", 32, "--lr", 0.1, "--device", "cpu",
         "--set", f"data.mean={mean}", "--set", f"data.std={std}", "--set", "progress=false",
-        "--set", "data.workers=0", "-o", teacher,
+        "--set", "data.workers=0", "--set", "data.augment=none", "-o", teacher,
     )  # fmt: skip
     header = read_header(teacher / "model.safetensors")
     assert header.input_size == (size, size) and header.mean == (0.4, 0.45, 0.6)
@@ -41,11 +49,13 @@ def test_imagefolder_model_path_from_the_cli(tmp_path, size):
     student = tmp_path / "student"
     invoke(
         "distill", "--teacher", teacher / "model.safetensors", "--student", "resnet8",
-        "--data-dir", data, "--epochs", 1, "--batch-size", 16, "--device", "cpu",
-        "--set", "progress=false", "--set", "data.workers=0", "-o", student,
+        "--data-dir", data, "--epochs", 6, "--batch-size", 32, "--lr", 0.1, "--device", "cpu",
+        "--set", "progress=false", "--set", "data.workers=0", "--set", "data.augment=none",
+        "-o", student,
     )  # fmt: skip
     summary = json.loads((student / "summary.json").read_text())
     assert summary["dataset"] == "imagefolder"
+    assert learned is None or summary["top1"] > learned  # at 32 px it learned something
     assert read_header(student / "model.safetensors").input_size == (size, size)
 
     for run in (teacher, student):
@@ -54,8 +64,9 @@ def test_imagefolder_model_path_from_the_cli(tmp_path, size):
             "eval", run / "model.safetensors", "--data-dir", data, "--json", run / "e.json"
         )
         measured = json.loads((run / "e.json").read_text())
-        assert measured["top1"] == recorded["top1_last"]  # same data, same model: exactly
-        assert f"top-1 {100 * recorded['top1_last']:.2f}%" in shown.output
+        # model.safetensors is the best epoch's model: same data, same model, exactly its top-1
+        assert measured["top1"] == recorded["top1"]
+        assert f"top-1 {100 * recorded['top1']:.2f}%" in shown.output
 
     pruned = tmp_path / "pruned"
     invoke(
@@ -67,11 +78,11 @@ def test_imagefolder_model_path_from_the_cli(tmp_path, size):
 
     export = tmp_path / "export"
     invoke(
-        "export", pruned / "model.safetensors", "--format", "onnx,onnx-int8", "--data-dir", data,
+        "export", pruned / "model.safetensors", "--format", formats, "--data-dir", data,
         "-o", export,
     )  # fmt: skip
     report = json.loads((export / "export.json").read_text())
-    for fmt in ("onnx", "onnx-int8"):
+    for fmt in formats.split(","):
         validation = report["formats"][fmt]["validation"]
         assert validation["passed"], validation
     assert report["formats"]["onnx"]["validation"]["top1_torch"] == prune_summary["top1"]

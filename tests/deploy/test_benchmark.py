@@ -95,3 +95,22 @@ def test_pareto_front():
         (2, 95),
         (2.5, 96),
     ]
+
+
+def test_default_formats_fit_the_machine(digits_model, tmp_path):
+    from compress.exporters.formats import FORMATS
+
+    out = tmp_path / "d"
+    args = ["benchmark", str(digits_model), "--iters", "2", "--eval-images", "50", "-o", str(out)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "benchmark.json").read_text())
+    ran = [r["format"] for r in data["rows"]]
+    if FORMATS.get("trt-fp16").unavailable():
+        assert ran == ["torch", "onnx", "onnx-int8"]
+        assert sorted(data["skipped_formats"]) == ["trt-fp16", "trt-int8"]
+        assert all(r["status"] == "ok" for r in data["rows"])
+        table = (out / "benchmark.md").read_text()
+        assert table.count("TensorRT is not installed here") == 1  # listed once, not per row
+    else:
+        assert ran == ["torch", "onnx", "onnx-int8", "trt-fp16", "trt-int8"]
