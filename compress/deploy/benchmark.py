@@ -97,8 +97,10 @@ def benchmark_model(
     path: Path, config: BenchmarkConfig, out: Path, log: Any, formats: list[Format]
 ) -> list[dict[str, Any]]:
     """The rows of one model: each format exported (validated) and profiled on the target."""
+    from compress.artifacts import load_model
     from compress.deploy.profiler import profile_model
     from compress.deploy.targets import LocalTarget, parse_target
+    from compress.engine.metrics import model_facts
     from compress.exporters.api import export
     from compress.exporters.base import ExportConfig
     from compress.exporters.validate import ExportValidationError
@@ -111,6 +113,13 @@ def benchmark_model(
         config.profile, target=config.target, batches=list(config.batches), json=None
     )
     export_dir = out / name
+    loaded = load_model(path)
+    facts = model_facts(loaded, loaded.compress_header.input_shape)
+    del loaded
+
+    def row(fmt: str, status: str, **values: Any) -> dict[str, Any]:
+        return _row(name, fmt, status, params=facts["params"], macs=facts["macs"], **values)
+
     rows = []
     for f in formats:
         fmt, rt = f.name, f.runtime
@@ -118,7 +127,7 @@ def benchmark_model(
         try:
             if f.exporter is None:
                 if remote:
-                    rows.append(_row(name, fmt, "not run: the device runtime has no torch"))
+                    rows.append(row(fmt, "not run: the device runtime has no torch"))
                     continue
                 artifact, validation = path, None
                 settings = dataclasses.replace(profile, runtime=rt)
@@ -141,20 +150,19 @@ def benchmark_model(
                 artifact, validation = Path(result["path"]), result["validation"]
                 settings = dataclasses.replace(profile, runtime=rt)
         except ExportValidationError as exc:
-            rows.append(_row(name, fmt, f"validation failed: {'; '.join(exc.failures)}"))
+            rows.append(row(fmt, f"validation failed: {'; '.join(exc.failures)}"))
             continue
         except (CompressError, AgentError) as exc:  # a format this machine cannot make or run
-            rows.append(_row(name, fmt, f"export failed: {_short(exc)}"))
+            rows.append(row(fmt, f"export failed: {_short(exc)}"))
             continue
         try:
             result = profile_model(artifact, settings, log=log)
         except (CompressError, AgentError) as exc:
-            rows.append(_row(name, fmt, f"profile failed: {_short(exc)}"))
+            rows.append(row(fmt, f"profile failed: {_short(exc)}"))
             continue
         b0, b1 = str(config.batches[0]), str(config.batches[-1])
         rows.append(
-            _row(
-                name,
+            row(
                 fmt,
                 "ok",
                 runtime=rt,

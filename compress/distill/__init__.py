@@ -10,9 +10,9 @@ from compress._lazy import lazy_getattr
 _LAZY = {
     "DistillConfig": "compress.distill.config",
     "distill": "compress.distill.api",
-    "list_methods": "compress.distill.api",
+    "list_methods": "compress.distill.methods",
     "Distiller": "compress.distill.base",
-    "METHODS": "compress.distill.api",
+    "METHODS": "compress.distill.methods",
 }
 
 __all__ = sorted(_LAZY)

@@ -22,11 +22,11 @@ from compress.config import config_hash, hashed_dict, write_config
 from compress.distill.base import DistillContext, MethodSpec
 from compress.distill.config import DistillConfig
 from compress.distill.methods import METHODS, list_methods
-from compress.distill.teachers import network_facts
+from compress.engine.metrics import model_facts
 from compress.errors import CompressError
 from compress.outputs import run_directory
 
-__all__ = ["METHODS", "distill", "list_methods", "network_facts"]
+__all__ = ["METHODS", "distill", "list_methods"]
 
 
 def _check_method(config: DistillConfig, spec: MethodSpec) -> None:
@@ -178,7 +178,7 @@ def _run_seed(
     )
     if teacher is not None:
         teacher.to(device)
-        ctx.report["teacher"] = network_facts(teacher, shape, eval_loader)
+        ctx.report["teacher"] = model_facts(teacher, shape, eval_loader)
         t = ctx.report["teacher"]
         log(
             f"{'teacher':<15} {t['params'] / 1e6:.3f} M params, {t['macs'] / 1e6:.2f} M MACs, top-1 {100 * t['top1']:.2f}%"

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from compress.engine.metrics import model_facts
 from compress.errors import CompressError
 
 
@@ -223,22 +224,6 @@ def use_batch_statistics(model: nn.Module) -> None:
             m.momentum = 0.0
 
 
-def network_facts(
-    net: nn.Module, input_shape: tuple[int, int, int], eval_loader: Any
-) -> dict[str, Any]:
-    """Parameters (all and non-zero), MACs and test top-1 of a network."""
-    from compress.engine.metrics import evaluate
-    from compress.models import count_params
-    from compress.models.stats import count_macs
-
-    return {
-        "params": count_params(net),
-        "nonzero_params": sum(int((p != 0).sum()) for p in net.parameters()),
-        "macs": count_macs(net, input_shape),
-        "top1": evaluate(net, eval_loader)["top1"] if eval_loader is not None else None,
-    }
-
-
 def prepare_pruned_copy(
     teacher: nn.Module,
     settings: TeacherPruning,
@@ -286,7 +271,7 @@ def prepare_pruned_copy(
     pruned, facts = make_pruned_copy(
         teacher, settings, input_shape, grad_fn=grad_fn, batches=train_batches
     )
-    facts.update(network_facts(pruned, input_shape, None))
+    facts.update(model_facts(pruned, input_shape))
     facts["bn"] = settings.bn
     if eval_loader is not None:
         facts["top1"] = top1_in_mode(pruned, eval_loader, settings.bn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,3 +51,22 @@ def evaluate(
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "samples": 0}
     return {"top1": c1 / n, "top5": c5 / n, "loss": loss / n, "samples": n}
+
+
+def model_facts(
+    model: nn.Module, input_shape: tuple[int, ...], loader: Iterable[Any] | None = None
+) -> dict[str, Any]:
+    """The one place a model's facts are computed: parameters (all and non-zero), MACs, top-1.
+
+    Used by `compress prune`'s before/after table, distillation's teacher and pruned-copy
+    report, and `compress benchmark`. ``top1`` is ``None`` without a `loader`.
+    """
+    from compress.models import count_params
+    from compress.models.stats import count_macs
+
+    return {
+        "params": count_params(model),
+        "nonzero_params": sum(int((p != 0).sum()) for p in model.parameters()),
+        "macs": count_macs(model, input_shape),
+        "top1": evaluate(model, loader)["top1"] if loader is not None else None,
+    }

@@ -58,16 +58,10 @@ def _measure(
     model: nn.Module, shape: tuple[int, int, int], eval_loader: Any, config: PruneConfig
 ) -> dict[str, Any]:
     from compress.deploy.latency import cpu_latency
-    from compress.engine.metrics import evaluate
-    from compress.models import count_params
-    from compress.models.stats import count_macs
+    from compress.engine.metrics import model_facts
 
     device = next(model.parameters()).device
-    facts: dict[str, Any] = {
-        "params": count_params(model),
-        "macs": count_macs(model, shape),
-        "top1": evaluate(model, eval_loader)["top1"],
-    }
+    facts = model_facts(model, shape, eval_loader)
     if config.latency:
         lat = cpu_latency(copy.deepcopy(model).cpu(), shape, repeats=config.latency_repeats)
         facts["latency_ms"] = {rt: {str(b): ms for b, ms in d.items()} for rt, d in lat.items()}

@@ -7,6 +7,8 @@ import io
 from typing import Any
 
 COLUMNS = ("model", "format", "status", "size_mb", "top1", "p50_ms", "p99_ms", "throughput")
+#: The CSV also carries the model's parameters and MACs (`compress.engine.metrics.model_facts`).
+CSV_COLUMNS = (*COLUMNS, "params", "macs")
 
 
 def _fmt(key: str, value: Any) -> str:
@@ -42,8 +44,8 @@ def markdown(rows: list[dict[str, Any]], *, latency_batch: int, throughput_batch
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """The same rows as CSV (raw numbers)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: row.get(k) for k in COLUMNS})
+        writer.writerow({k: row.get(k) for k in CSV_COLUMNS})
     return buf.getvalue()

@@ -6,6 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from compress.artifacts import load_model
 from compress.cli import cli
 from compress.config import build
 from compress.deploy.benchmark import BenchmarkConfig
@@ -46,6 +47,11 @@ def test_benchmark_table_files_plot_and_unavailable_formats(digits_model, tmp_pa
         )
     assert by_format["trt-fp16"]["status"] == expected_trt
     assert "| onnx-int8 | ok |" in (out / "benchmark.md").read_text()
+    with open(out / "benchmark.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert {int(r["params"]) for r in table} == {
+        sum(p.numel() for p in load_model(digits_model).parameters())
+    }
     with open(out / "benchmark.csv") as fh:
         assert [r["format"] for r in csv.DictReader(fh)] == [
             "torch",
