@@ -24,7 +24,7 @@ class TrainConfig(TrainSettings):
         resume: continue the run in ``output``.
     """
 
-    config_order: ClassVar[tuple[str, ...]] = ("model", "model_kwargs", "data")
+    config_order: ClassVar[tuple[str, ...]] = ("model", "model_kwargs", "data", "epochs")
 
     model: str = "resnet20"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -37,19 +37,6 @@ class TrainConfig(TrainSettings):
         super().__post_init__()
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-
-
-def check_resume_hash(out: Path, digest: str) -> None:
-    """Refuse to resume a run that was started with another config (before anything is written)."""
-    from compress.engine.checkpoint import load_state
-    from compress.errors import CompressError
-
-    saved = load_state(out / "state.pt").get("config_hash")
-    if saved != digest:
-        raise CompressError(
-            f"the config differs from the one '{out}' was started with (hash {saved} vs {digest}); "
-            "resume with the same config, or start a new --output"
-        )
 
 
 def describe_data(info: Any) -> str:
@@ -72,6 +59,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     from compress.artifacts import default_output_dir
     from compress.data import build_loaders, load_data
     from compress.engine import SupervisedTask, fit, resolve_device
+    from compress.engine.checkpoint import check_resume
     from compress.models import count_params, create_model
     from compress.outputs import run_directory
 
@@ -95,7 +83,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
         # a run killed before its first checkpoint has nothing to resume: it starts over
         resume = config.resume and (out / "state.pt").exists()
         if resume:
-            check_resume_hash(out, digest)
+            check_resume(out / "state.pt", digest)
         write_config(config, out)
         channels_last = device.type == "cuda" and config.channels_last
         train_loader, eval_loader = build_loaders(

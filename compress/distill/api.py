@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from compress.artifacts import (
     atomic_path,
@@ -23,10 +24,11 @@ from compress.distill.base import DistillContext, MethodSpec
 from compress.distill.config import DistillConfig
 from compress.distill.methods import METHODS, list_methods
 from compress.engine.metrics import model_facts
+from compress.engine.settings import TrainSettings
 from compress.errors import CompressError
 from compress.outputs import run_directory
 
-__all__ = ["METHODS", "distill", "list_methods"]
+__all__ = ["METHODS", "distill", "list_methods", "train_student"]
 
 
 def _check_method(config: DistillConfig, spec: MethodSpec) -> None:
@@ -112,15 +114,96 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
 
 
 def _check_resume(out: Path, config: DistillConfig, digest: str) -> None:
-    from compress.engine.checkpoint import load_state
+    from compress.engine.checkpoint import check_resume
 
     dirs = [out] if config.seeds == 1 else sorted(out.glob("seed*"))
     for d in dirs:
-        if (d / "state.pt").exists() and load_state(d / "state.pt").get("config_hash") != digest:
-            raise CompressError(
-                f"the config or teacher differs from the one '{d}' was started with; resume with the same "
-                "config and teacher, or start a new --output"
-            )
+        if (d / "state.pt").exists():
+            check_resume(d / "state.pt", digest)
+
+
+def train_student(
+    student: nn.Module,
+    teacher: nn.Module | None,
+    *,
+    method: str,
+    settings: Any,
+    data: Any,
+    data_settings: Any,
+    train: TrainSettings,
+    out_dir: Path,
+    device: torch.device,
+    digest: str,
+    save_meta: dict[str, Any] | None = None,
+    summary_extra: dict[str, Any] | None = None,
+    resume: bool = False,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train `student` against `teacher` with `method`: the one distillation loop.
+
+    ``compress distill`` calls it for a fresh student, ``compress prune`` to fine-tune a pruned
+    model. The teacher's facts (params, MACs, top-1) go into the log and the summary.
+
+    Args:
+        student: the network that trains (its header is kept in the saved files).
+        teacher: the frozen teacher, or ``None`` for methods without one.
+        method: a registered method name.
+        settings: the method's settings object (`compress.distill.config.method_settings`).
+        data: the loaded dataset (`compress.data.load_data`).
+        data_settings: its batching and augmentation settings.
+        train: the engine settings (epochs, optimiser, schedule, seed, ...).
+        out_dir: where the model files, checkpoint, metrics and summary go.
+        device: the training device.
+        digest: the run's config hash (checked on resume).
+        save_meta: header fields for the saved model files.
+        summary_extra: entries added to ``summary.json``.
+        resume: continue from ``out_dir/state.pt``.
+        log: where progress lines go.
+
+    Returns:
+        The run summary (``summary.json``).
+    """
+    from compress.data import build_loaders, holdout_loader
+    from compress.engine import fit
+
+    spec = METHODS.get(method)
+    info = data.info
+    channels_last = device.type == "cuda" and train.channels_last
+    train_loader, eval_loader = build_loaders(
+        data, data_settings, device=device, seed=train.seed, channels_last=channels_last
+    )
+    ctx = DistillContext(
+        info=info,
+        device=device,
+        seed=train.seed,
+        eval_loader=eval_loader,
+        train_loader=train_loader,
+        holdout=lambda n: holdout_loader(data, data_settings, n, device=device),
+        log=log,
+    )
+    if teacher is not None:
+        teacher.to(device)
+        ctx.report["teacher"] = t = model_facts(
+            teacher, (info.in_channels, *info.input_size), eval_loader
+        )
+        log(
+            f"{'teacher':<15} {t['params'] / 1e6:.3f} M params, {t['macs'] / 1e6:.2f} M MACs, top-1 {100 * t['top1']:.2f}%"
+        )
+        ctx.sample_batch = next(iter(train_loader))
+    task = spec.build(student, teacher, settings, ctx)
+    return fit(
+        task,
+        train_loader,
+        eval_loader,
+        train,
+        out_dir=out_dir,
+        device=device,
+        config_hash=digest,
+        save_meta=save_meta,
+        summary_extra={**(summary_extra or {}), **ctx.report},
+        resume=resume,
+        log=log,
+    )
 
 
 def _run_seed(
@@ -134,10 +217,9 @@ def _run_seed(
     teacher_ref: dict[str, str] | None,
     log: Any,
 ) -> dict[str, Any]:
+    import dataclasses as dc
     import json
 
-    from compress.data import build_loaders, holdout_loader
-    from compress.engine import fit
     from compress.models import count_params, create_model
     from compress.train import describe_data
 
@@ -158,54 +240,32 @@ def _run_seed(
         **config.student_kwargs,
     )
     teacher = load_model(config.teacher) if (config.teacher and spec.needs_teacher) else None
-    channels_last = device.type == "cuda" and config.channels_last
-    train_loader, eval_loader = build_loaders(
-        data, config.data, device=device, seed=seed, channels_last=channels_last
-    )
-    shape = (info.in_channels, *info.input_size)
-    ctx = DistillContext(
-        info=info,
-        device=device,
-        seed=seed,
-        eval_loader=eval_loader,
-        train_loader=train_loader,
-        holdout=lambda n: holdout_loader(data, config.data, n, device=device),
-        log=log,
-    )
     log(
         f"distil {config.student} ({count_params(student) / 1e6:.3f} M params) with {config.method} on "
         f"{describe_data(info)}, {config.epochs} epochs, seed {seed}, on {device} → {run_dir}"
     )
-    if teacher is not None:
-        teacher.to(device)
-        ctx.report["teacher"] = model_facts(teacher, shape, eval_loader)
-        t = ctx.report["teacher"]
-        log(
-            f"{'teacher':<15} {t['params'] / 1e6:.3f} M params, {t['macs'] / 1e6:.2f} M MACs, top-1 {100 * t['top1']:.2f}%"
-        )
-        ctx.sample_batch = next(iter(train_loader))
-    task = spec.build(student, teacher, config.settings(), ctx)
-    save_meta = {
-        **info.header(),
-        "teacher": teacher_ref if spec.needs_teacher else None,
-        "extra": {"method": config.method, "method_args": config.method_args, "seed": seed},
-    }
-    summary = fit(
-        task,
-        train_loader,
-        eval_loader,
-        config,
+    summary = train_student(
+        student,
+        teacher,
+        method=config.method,
+        settings=config.settings(),
+        data=data,
+        data_settings=config.data,
+        train=dc.replace(config, seed=seed),
         out_dir=run_dir,
         device=device,
-        config_hash=digest,
-        save_meta=save_meta,
+        digest=digest,
+        save_meta={
+            **info.header(),
+            "teacher": teacher_ref if spec.needs_teacher else None,
+            "extra": {"method": config.method, "method_args": config.method_args, "seed": seed},
+        },
         summary_extra={
             "student": config.student,
             "method": config.method,
             "dataset": info.name,
             "seed": seed,
             "teacher_file": teacher_ref if spec.needs_teacher else None,
-            **ctx.report,
         },
         resume=resume,
         log=log,

@@ -79,6 +79,7 @@ class DistillConfig(TrainSettings):
         "method_args",
         "seeds",
         "data",
+        "epochs",
     )
 
     student: str = "resnet8"

@@ -79,3 +79,36 @@ def load_state(path: str | Path) -> dict[str, Any]:
             f"{', '.join(problems)}); start a new run in another --output"
         )
     return state
+
+
+def recorded_hash(path: str | Path) -> str | None:
+    """The ``config_hash`` a run recorded in `path`: a ``state.pt`` or a JSON record."""
+    p = Path(path)
+    if p.suffix == ".json":
+        import json
+
+        try:
+            return json.loads(p.read_text()).get("config_hash")
+        except (OSError, ValueError, AttributeError):
+            return None
+    return load_state(p).get("config_hash")
+
+
+def check_resume(path: str | Path, digest: str) -> None:
+    """Refuse to resume a run whose record (`path`) was written with another config hash.
+
+    The one check every verb makes before it writes anything into a run it resumes
+    (``train``, ``distill``, ``prune``; the trainer repeats it when it loads ``state.pt``).
+
+    Raises:
+        CompressError: the hashes differ.
+    """
+    from compress.errors import CompressError
+
+    saved = recorded_hash(path)
+    if saved != digest:
+        where = Path(path).parent
+        raise CompressError(
+            f"the config differs from the one '{where}' was started with (hash {saved} vs "
+            f"{digest}); resume with the same config (and inputs), or start a new --output"
+        )

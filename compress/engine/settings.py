@@ -62,11 +62,13 @@ class ScheduleSettings:
 
 
 @dataclass
-class TrainSettings:
-    """How the engine trains: epochs, optimiser, schedule, precision, device.
+class EngineSettings:
+    """How the engine trains, apart from how long: optimiser, schedule, precision, device.
+
+    `TrainSettings` adds the epochs; ``compress prune`` reuses these for its fine-tuning (its
+    own epoch counts are ``finetune_epochs`` and ``step_epochs``).
 
     Attributes:
-        epochs: number of passes over the training set.
         seed: seeds weights, shuffling and augmentation.
         device: ``auto`` (CUDA if present), ``cpu``, ``cuda`` or ``cuda:N``.
         optim: the optimiser.
@@ -81,7 +83,6 @@ class TrainSettings:
         progress: show a live progress bar on a terminal.
     """
 
-    epochs: int = 240
     seed: int = 0
     device: str = field(default="auto", metadata=NO_HASH)
     optim: OptimSettings = field(default_factory=OptimSettings)
@@ -96,8 +97,6 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.amp is None:
             self.amp = "bf16"
-        if not 1 <= self.epochs <= 100_000:
-            raise ValueError(f"epochs must be between 1 and 100,000, got {self.epochs}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed}")
         if self.grad_clip is not None and not (
@@ -108,6 +107,28 @@ class TrainSettings:
             )
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise ValueError(f"threads must be between 1 and 1024 or null, got {self.threads}")
+
+    def engine_settings(self) -> dict[str, object]:
+        """This object's `EngineSettings` fields, by name."""
+        import dataclasses
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(EngineSettings)}
+
+
+@dataclass
+class TrainSettings(EngineSettings):
+    """`EngineSettings` plus how long to train.
+
+    Attributes:
+        epochs: number of passes over the training set.
+    """
+
+    epochs: int = 240
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.epochs <= 100_000:
+            raise ValueError(f"epochs must be between 1 and 100,000, got {self.epochs}")
 
 
 def _finite(obj: object, prefix: str, names: tuple[str, ...]) -> None:

@@ -13,7 +13,13 @@ from typing import Any
 import torch
 
 from compress.artifacts import append_jsonl, atomic_write_json, read_header, save_model
-from compress.engine.checkpoint import load_state, rng_state, save_state, set_rng_state
+from compress.engine.checkpoint import (
+    check_resume,
+    load_state,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
 from compress.engine.metrics import evaluate
 from compress.engine.optim import build_optimizer, build_scheduler
 from compress.engine.progress import Progress, epoch_line
@@ -102,12 +108,8 @@ def fit(
 
     start_epoch, best_top1, best_epoch, global_step = 0, -1.0, 0, 0
     if resume:
+        check_resume(out / STATE_FILE, config_hash)
         state = load_state(out / STATE_FILE)
-        if state.get("config_hash") != config_hash:
-            raise CompressError(
-                f"the config differs from the one '{out}' was started with (hash {state.get('config_hash')} "
-                f"vs {config_hash}); resume with the same config, or start a new --output"
-            )
         try:
             task.load_checkpoint_state(state["task"])
             optimizer.load_state_dict(state["optimizer"])

@@ -46,6 +46,8 @@ class _Job:
 
     config: PruneConfig
     info: Any
+    data: Any
+    data_settings: Any
     shape: tuple[int, int, int]
     train_loader: Any
     eval_loader: Any
@@ -157,17 +159,18 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         train_loader, eval_loader = build_loaders(
             data, data_settings, device=device, seed=config.seed
         )
-        job = _Job(config, info, shape, train_loader, eval_loader, device, digest, log)
+        job = _Job(
+            config, info, data, data_settings, shape, train_loader, eval_loader, device, digest, log
+        )
 
         resumable = (
             config.resume and (out / PLAN_FILE).exists() and (out / "last.safetensors").exists()
         )
         if resumable:
+            from compress.engine.checkpoint import check_resume
+
+            check_resume(out / PLAN_FILE, digest)
             plan = json.loads((out / PLAN_FILE).read_text())
-            if plan.get("config_hash") != digest:
-                raise CompressError(
-                    f"the config differs from the one '{out}' was started with; use a new --output"
-                )
             model = load_model(out / "last.safetensors", device=device)
             log(f"resuming the fine-tuning in {out}")
         else:
@@ -305,13 +308,12 @@ def _check_finetune_method(config: PruneConfig) -> None:
 
 
 def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, Any]:
-    from compress.distill.base import DistillContext
+    """Fine-tune the pruned `model` through the distillation API (`train_student`)."""
+    from compress.distill.api import train_student
     from compress.distill.config import method_settings
     from compress.distill.methods import METHODS
-    from compress.engine import fit
 
     config, info, device, log = job.config, job.info, job.device, job.log
-
     spec = METHODS.get(config.method_name)  # checked by _check_finetune_method
     teacher = (
         load_model(config.teacher, device=device)
@@ -322,24 +324,22 @@ def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, 
         from compress.data import check_fits
 
         check_fits(teacher.compress_header, info, what="teacher")
-    settings = method_settings(config.method_name, config.preset, config.method_args)
-    ctx = DistillContext(
-        info=info, device=device, seed=config.seed, eval_loader=job.eval_loader, log=log
-    )
-    task = spec.build(model, teacher, settings, ctx)
     header = model_header(model)
     log(
         f"fine-tuning with {config.method_name} for {epochs} epoch(s)"
         + (f" from {config.teacher}" if teacher else "")
     )
-    return fit(
-        task,
-        job.train_loader,
-        job.eval_loader,
-        config.train_settings(epochs),
+    return train_student(
+        model,
+        teacher,
+        method=config.method_name,
+        settings=method_settings(config.method_name, config.preset, config.method_args),
+        data=job.data,
+        data_settings=job.data_settings,
+        train=config.train_settings(epochs),
         out_dir=out,
         device=device,
-        config_hash=job.digest,
+        digest=job.digest,
         save_meta={
             "pruning": header.pruning,
             "parent": config.model,

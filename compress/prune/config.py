@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 from compress.config import NO_HASH
 from compress.data.base import DataSettings
-from compress.engine.settings import OptimSettings, ScheduleSettings, TrainSettings
+from compress.engine.settings import EngineSettings, OptimSettings, ScheduleSettings, TrainSettings
 from compress.prune.settings import PruneSettings
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(EngineSettings):
     """Everything ``compress prune`` needs.
 
     Attributes:
@@ -32,8 +32,9 @@ class PruneConfig:
         data: dataset for accuracy and fine-tuning (``name`` empty = the model's own dataset).
         optim: fine-tuning optimiser.
         schedule: fine-tuning schedule.
-        seed, device, amp, channels_last, threads, progress: as for ``compress train`` (an
-            unset ``amp`` is ``bf16`` unless the preset says otherwise).
+        seed, device, amp, channels_last, compile, grad_clip, threads, progress: the engine's
+            settings, as for ``compress train`` (`EngineSettings`; an unset ``amp`` is ``bf16``
+            unless the preset says otherwise).
         latency: measure CPU latency (torch and onnxruntime, batch 1 and 64) before and after.
         latency_repeats: timed calls per measurement (the median is reported).
         output: run directory.
@@ -54,14 +55,10 @@ class PruneConfig:
     preset: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
+    # the engine's fields (seed, device, amp, ...) come from EngineSettings; fine-tuning
+    # defaults differ from training from scratch: a small LR, cosine
     optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=0.01))
     schedule: ScheduleSettings = field(default_factory=lambda: ScheduleSettings(name="cosine"))
-    seed: int = 0
-    device: str = field(default="auto", metadata=NO_HASH)
-    amp: str | None = None
-    channels_last: bool = True
-    threads: int | None = field(default=None, metadata=NO_HASH)
-    progress: bool = field(default=True, metadata=NO_HASH)
     latency: bool = field(default=True, metadata=NO_HASH)
     latency_repeats: int = field(default=10, metadata=NO_HASH)
     output: str | None = field(default=None, metadata=NO_HASH)
@@ -76,14 +73,11 @@ class PruneConfig:
             raise ValueError("give target_macs or target_params, not both")
         if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:
             raise ValueError("finetune_epochs, step_epochs and bn_recalibration must be ≥ 0")
-        if self.amp is None:
+        if self.amp is None and self.preset:
             from compress.distill.config import apply_engine_preset
 
-            if self.preset:
-                apply_engine_preset(self, self.method_name, self.preset)
-            self.amp = self.amp or "bf16"
-        if self.amp not in ("bf16", "fp16", "none"):
-            raise ValueError(f"amp must be bf16, fp16 or none, got {self.amp!r}")
+            apply_engine_preset(self, self.method_name, self.preset)
+        super().__post_init__()
 
     @property
     def method_name(self) -> str:
@@ -92,14 +86,4 @@ class PruneConfig:
 
     def train_settings(self, epochs: int) -> TrainSettings:
         """Engine settings for `epochs` epochs of fine-tuning."""
-        return TrainSettings(
-            epochs=epochs,
-            seed=self.seed,
-            device=self.device,
-            optim=self.optim,
-            schedule=self.schedule,
-            amp=self.amp,  # type: ignore[arg-type]
-            channels_last=self.channels_last,
-            threads=self.threads,
-            progress=self.progress,
-        )
+        return TrainSettings(epochs=epochs, **self.engine_settings())
