@@ -61,16 +61,31 @@ def stats(directory: str, image_size: int | None, limit: int | None) -> None:
 
 
 @click.command("methods")
-def methods() -> None:
-    """List the distillation methods, their presets and whether they need a teacher."""
+@click.argument("name", required=False)
+def methods(name: str | None) -> None:
+    """List the distillation methods; with NAME, that method's settings and their defaults."""
+    from compress.config import to_dict
     from compress.distill.methods import METHODS
 
-    for name in METHODS.names():
+    if name:
         spec = METHODS.get(name)
+        echo(f"{name}: {spec.summary}")
+        kind = (
+            "online (no teacher)"
+            if spec.online
+            else ("teacher" if spec.needs_teacher else "no teacher")
+        )
+        echo(f"needs: {kind}; presets: {', '.join(sorted(spec.presets)) or 'none'}")
+        echo("settings (method_args), with defaults:")
+        for key, value in to_dict(spec.settings_cls()).items():
+            echo(f"  {key}: {value}")
+        return
+    for method in METHODS.names():
+        spec = METHODS.get(method)
         kind = (
             "online (no teacher)"
             if spec.online
             else ("teacher" if spec.needs_teacher else "no teacher")
         )
         presets = f"  presets: {', '.join(sorted(spec.presets))}" if spec.presets else ""
-        echo(f"{name:<6} {kind:<20} {spec.summary}{presets}")
+        echo(f"{method:<7} {kind:<20} {spec.summary}{presets}")

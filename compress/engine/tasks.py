@@ -56,6 +56,16 @@ class Task(nn.Module):
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Hook called before each epoch (0-based) — for loss-weight schedules and warm-ups."""
 
+    def deployable(
+        self, eval_loader: object, autocast_dtype: torch.dtype | None = None
+    ) -> tuple[nn.Module, dict[str, object]]:
+        """The network the trainer evaluates and saves after an epoch, and facts to log with it.
+
+        By default `model`. A method that trains several networks (ONE's branches, a DML
+        cohort) returns the one worth deploying, as a plain model, and says which.
+        """
+        return self.model, {}
+
 
 class SupervisedTask(Task):
     """Plain cross-entropy training (the no-KD baseline and teacher training)."""

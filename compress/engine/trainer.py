@@ -107,6 +107,7 @@ def fit(
     meta = dict(save_meta or {})
 
     start_epoch, best_top1, best_epoch, global_step = 0, -1.0, 0, 0
+    task_facts: dict[str, Any] = {}
     if resume:
         check_resume(out / STATE_FILE, config_hash)
         state = load_state(out / STATE_FILE)
@@ -216,7 +217,8 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - t0
-        last_eval = evaluate(task.model, eval_loader, autocast_dtype=amp)
+        deployed, task_facts = task.deployable(eval_loader, amp)
+        last_eval = evaluate(deployed, eval_loader, autocast_dtype=amp)
         improved = last_eval["top1"] > best_top1
         if improved:
             best_top1, best_epoch = last_eval["top1"], epoch + 1
@@ -232,13 +234,14 @@ def fit(
             "best_top1": best_top1,
             "images_per_s": seen / train_time if train_time > 0 else 0.0,
             "seconds": train_time,
+            **task_facts,
         }
         history_rate.append(record["images_per_s"])
         metrics = {"top1": last_eval["top1"], "top5": last_eval["top5"], "epoch": epoch + 1}
         model_cpu_meta = {**meta, "metrics": metrics, "config_hash": config_hash}
-        save_model(task.model, out / LAST_FILE, **model_cpu_meta)
+        save_model(deployed, out / LAST_FILE, **model_cpu_meta)
         if improved:
-            save_model(task.model, out / BEST_FILE, **model_cpu_meta)
+            save_model(deployed, out / BEST_FILE, **model_cpu_meta)
         save_state(
             out / STATE_FILE,
             {
@@ -268,6 +271,7 @@ def fit(
         "device": str(device),
         "config_hash": config_hash,
         "model_file": BEST_FILE,
+        **({"deployed": task_facts} if task_facts else {}),
         **(summary_extra or {}),
     }
     atomic_write_json(out / SUMMARY_FILE, summary)

@@ -98,6 +98,9 @@ class CifarResNet(nn.Module):
 
 
 _STAGES = ("layer1", "layer2", "layer3")
+#: what runs after the shared layers, in order (a flatten comes before the classifier): the
+#: last stage and the classifier, which ONE's branches copy
+_HEAD = ("layer3", "avgpool", "fc")
 
 
 def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:
@@ -105,7 +108,9 @@ def _register(name: str, depth: int, widths: tuple[int, int, int, int]) -> None:
         return CifarResNet(depth, widths, num_classes, in_channels, shortcut)
 
     factory.__doc__ = f"CIFAR ResNet-{depth}, stage widths {widths[1:]}."
-    MODELS.add(name, factory, family="resnet", stages=_STAGES, embedding="fc", source="cifar")
+    MODELS.add(
+        name, factory, family="resnet", stages=_STAGES, embedding="fc", head=_HEAD, source="cifar"
+    )
 
 
 for _depth in (8, 14, 20, 26, 32, 44, 56, 110):

@@ -29,9 +29,22 @@ _CURATED: dict[str, dict[str, Any]] = {
     "resnet152": _RESNET,
     "wide_resnet50_2": _RESNET,
     "resnext50_32x4d": _RESNET,
-    "mobilenet_v2": {"family": "mobilenet", "embedding": "classifier.1"},
-    "mobilenet_v3_small": {"family": "mobilenet", "embedding": "classifier.3"},
-    "mobilenet_v3_large": {"family": "mobilenet", "embedding": "classifier.3"},
+    # stages: the last block at each resolution (/4, /8, /16, /32 of the input)
+    "mobilenet_v2": {
+        "family": "mobilenet",
+        "stages": ("features.3", "features.6", "features.13", "features.18"),
+        "embedding": "classifier.1",
+    },
+    "mobilenet_v3_small": {
+        "family": "mobilenet",
+        "stages": ("features.1", "features.3", "features.8", "features.12"),
+        "embedding": "classifier.3",
+    },
+    "mobilenet_v3_large": {
+        "family": "mobilenet",
+        "stages": ("features.3", "features.6", "features.12", "features.16"),
+        "embedding": "classifier.3",
+    },
     "shufflenet_v2_x0_5": {
         "family": "shufflenet",
         "stages": ("stage2", "stage3", "stage4"),

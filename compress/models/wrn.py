@@ -83,7 +83,13 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-_INFO = {"family": "wrn", "stages": ("block1", "block2", "block3"), "embedding": "fc"}
+_INFO = {
+    "family": "wrn",
+    "stages": ("block1", "block2", "block3"),
+    "embedding": "fc",
+    # what runs after the shared layers, in order (flatten before the classifier): ONE's branches
+    "head": ("block3", "bn1", "relu", "avgpool", "fc"),
+}
 
 
 def _factory(depth: int, width: int):

@@ -56,7 +56,10 @@ def test_every_method_trains_one_epoch_on_digits_and_its_loss_falls(method, digi
 
 
 def test_every_method_is_tested():
-    assert set(METHODS.names()) == {"none", "kd", "dist", "dkd", "dml", "r2kd"}
+    assert set(METHODS.names()) == {
+        "none", "kd", "dist", "dkd", "dml", "r2kd",
+        "fitnet", "fsp", "at", "sp", "rkd-d", "rkd-a", "rkd-da", "bss", "one",
+    }  # fmt: skip
 
 
 def test_faithful_preset_sets_every_switch_of_the_released_code():

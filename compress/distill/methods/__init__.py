@@ -5,7 +5,21 @@ methods up here (``compress.distill.config`` no longer reaches into ``compress.d
 """
 
 from compress.distill.base import METHODS, MethodSpec
-from compress.distill.methods import dist, dkd, dml, kd, none, r2kd  # noqa: F401  (registration)
+from compress.distill.methods import (  # noqa: F401  (registration)
+    at,
+    bss,
+    dist,
+    dkd,
+    dml,
+    fitnet,
+    fsp,
+    kd,
+    none,
+    one,
+    r2kd,
+    rkd,
+    sp,
+)
 
 __all__ = ["METHODS", "MethodSpec", "list_methods"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -13,11 +14,17 @@ from compress.distill.base import METHODS, Distiller, MethodSpec
 
 @dataclass
 class DMLSettings:
-    """Attributes: cohort (students trained together, ≥ 2); temperature; kl_weight."""
+    """DML's settings.
+
+    Attributes: cohort (students trained together, ≥ 2); temperature; kl_weight; keep
+    (``first``: save the first student, as before; ``best``: after every epoch, save the peer
+    with the best test top-1).
+    """
 
     cohort: int = 2
     temperature: float = 1.0
     kl_weight: float = 1.0
+    keep: Literal["first", "best"] = "first"
 
     def __post_init__(self) -> None:
         if self.cohort < 2:
@@ -47,6 +54,17 @@ class DML(Distiller):
             kls.append(torch.stack(others).mean())
         loss = sum(ces) + self.s.kl_weight * sum(kls)
         return {"loss": loss, "logits": logits[0], "ce": ces[0].detach(), "kl": kls[0].detach()}
+
+    def deployable(self, eval_loader, autocast_dtype=None):
+        """The first student, or with ``keep: best`` the peer with the best test top-1."""
+        if self.s.keep == "first":
+            return self.model, {}
+        from compress.engine.metrics import evaluate
+
+        cohort = [self.model, *self.peers]
+        top1 = [evaluate(m, eval_loader, autocast_dtype=autocast_dtype)["top1"] for m in cohort]
+        best = max(range(len(cohort)), key=lambda i: top1[i])
+        return cohort[best], {"best_peer": best, "peer_top1": top1}
 
 
 def _build(student: nn.Module, teacher: nn.Module | None, settings: DMLSettings, ctx) -> DML:
