@@ -18,6 +18,7 @@ from pathlib import Path
 from compress.config import build
 from compress.distill.api import distill
 from compress.distill.config import DistillConfig
+from compress.distill.methods import METHODS
 from compress.train import TrainConfig, train
 
 VARIANTS = {
@@ -33,6 +34,9 @@ VARIANTS = {
     "r2kd-hardrank": {"method": "r2kd", "method_args": {"rank": "hard"}},
     "r2kd-drop2": {"method": "r2kd", "method_args": {"prune": {"target_drop": 0.02}}},
     "r2kd-unstructured": {"method": "r2kd", "method_args": {"prune": {"mode": "unstructured"}}},
+    # the seed study's KD family (issue 12), each with its defaults (docs/methods.md)
+    **{m: {"method": m} for m in ("dkd", "dml", "fitnet", "fsp", "at", "sp", "bss", "one")},
+    **{m: {"method": m} for m in ("rkd-d", "rkd-a", "rkd-da")},
 }
 #: The first table (2026-11-22) and the ablation table, in the order they run.
 TABLES = {
@@ -50,6 +54,8 @@ TABLES = {
         "r2kd-drop2",
         "r2kd-unstructured",
     ],
+    # the rows the "ablation" table lacks; with the same --out (teacher) they complete it
+    "family": ["fitnet", "at", "sp", "rkd-d", "rkd-a", "rkd-da", "fsp", "dkd", "dml", "one", "bss"],
 }
 
 
@@ -110,9 +116,9 @@ def main() -> None:
             variant = VARIANTS[name]
             cfg = {
                 "student": args.student,
-                "teacher": str(teacher_dir / "model.safetensors")
-                if variant["method"] != "none"
-                else None,
+                "teacher": None
+                if variant["method"] == "none" or METHODS.get(variant["method"]).online
+                else str(teacher_dir / "model.safetensors"),
                 **variant,
                 "seeds": args.seeds,
                 "data": {
