@@ -64,7 +64,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
     from compress.outputs import run_directory
 
     device = resolve_device(config.device)
-    data = load_data(config.data)
+    data = load_data(config.data, seed=config.seed)
     info = data.info
     torch.manual_seed(config.seed)
     model = create_model(
@@ -102,8 +102,13 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
             device=device,
             config_hash=digest,
             save_meta=info.header(),
-            summary_extra={"model": config.model, "dataset": info.name},
+            summary_extra={
+                "model": config.model,
+                "dataset": info.name,
+                "data_protocol": info.protocol,
+            },
             resume=resume,
+            per_class=info.protocol is not None,
             log=log,
         )
         log(

@@ -21,7 +21,12 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_recipe_resolves(path, tmp_path):
     data = load_yaml(path)
-    if "stages" in data:
+    if "axis" in data:
+        from compress.study import StudyConfig, plan_study
+
+        _, cells = plan_study(build(StudyConfig, data, where=str(path)))
+        assert len(cells) >= 8
+    elif "stages" in data:
         _, stages = plan_pipeline(path, output=tmp_path)
         assert stages
     elif "method" in data or "teacher" in data:

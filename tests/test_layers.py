@@ -41,6 +41,7 @@ LAYERS = {
     "compress.prune.config": 8,
     "compress.importer": 8,
     "compress.pipeline": 9,
+    "compress.study": 9,
     "compress.cli": 10,
     "compress.__main__": 10,
 }

@@ -117,6 +117,7 @@ def _register() -> None:
         profile,
         prune,
         run,
+        study,
         train,
     )
     from compress.cli import eval as eval_cmd
@@ -132,6 +133,7 @@ def _register() -> None:
         info.info,
         import_.import_cmd,
         run.run,
+        study.study,
         listing.models,
         listing.datasets,
         listing.methods,

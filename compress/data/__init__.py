@@ -41,8 +41,11 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def load_data(settings: DataSettings) -> TensorData | FolderData:
-    """Load the dataset `settings.name`, applying ``train_subset`` / ``test_subset``.
+def load_data(settings: DataSettings, *, seed: int = 0) -> TensorData | FolderData:
+    """Load the dataset `settings.name` with its subsets and data protocols applied.
+
+    ``train_subset`` / ``test_subset`` first, then the label-noise and imbalance protocols on
+    the training split only (`seed` is the run's seed, used when ``noise_seed`` is unset).
 
     Tensor datasets are cached per process (they are never modified).
 
@@ -66,7 +69,64 @@ def load_data(settings: DataSettings) -> TensorData | FolderData:
         data = replace(
             data, info=replace(data.info, mean=tuple(settings.mean), std=tuple(settings.std))
         )
-    return _subset(data, settings)
+    return apply_protocols(_subset(data, settings), settings, seed)
+
+
+class _Relabelled:
+    """A folder dataset with replaced labels (label noise on an ImageFolder)."""
+
+    def __init__(self, dataset: Any, labels: list[int]) -> None:
+        self.dataset, self.targets = dataset, labels
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        return self.dataset[i][0], self.targets[i]
+
+
+def apply_protocols(
+    data: TensorData | FolderData, settings: DataSettings, seed: int
+) -> TensorData | FolderData:
+    """Class imbalance, then label noise, on the training split; facts in ``info.protocol``."""
+    import torch
+
+    from compress.data.protocols import corrupt_labels, imbalanced_indices
+
+    if not settings.label_noise and settings.imbalance is None:
+        return data
+    noise_seed = settings.noise_seed if settings.noise_seed is not None else seed
+    info = data.info
+    facts: dict[str, Any] = {}
+    if isinstance(data, TensorData):
+        x, y = data.train_x, data.train_y
+    else:
+        train = data.train
+        y = torch.tensor(
+            train.targets if hasattr(train, "targets") else [train[i][1] for i in range(len(train))]
+        )
+    if settings.imbalance is not None:
+        imb = settings.imbalance
+        idx, facts["imbalance"] = imbalanced_indices(
+            y, info.num_classes, imb, seed=imb.seed if imb.seed is not None else noise_seed
+        )
+        y = y[idx]
+        if isinstance(data, TensorData):
+            x = x[idx]
+        else:
+            train = torch.utils.data.Subset(train, idx.tolist())
+    if settings.label_noise:
+        y, facts["label_noise"] = corrupt_labels(
+            y,
+            settings.label_noise,
+            info.num_classes,
+            seed=noise_seed,
+            mode=settings.label_noise_mode,
+        )
+    info = replace(info, train_size=len(y), protocol=facts)
+    if isinstance(data, TensorData):
+        return TensorData(info, x, y, data.test_x, data.test_y)
+    return FolderData(info, _Relabelled(train, y.tolist()), data.test)
 
 
 def settings_for_model(header: ModelHeader, settings: DataSettings | None = None) -> DataSettings:
@@ -96,7 +156,11 @@ def settings_for_model(header: ModelHeader, settings: DataSettings | None = None
 
 
 def load_data_for_model(
-    header: ModelHeader, settings: DataSettings | None = None, *, what: str = "model"
+    header: ModelHeader,
+    settings: DataSettings | None = None,
+    *,
+    what: str = "model",
+    seed: int = 0,
 ) -> TensorData | FolderData:
     """`load_data` of `settings_for_model`, checked against the model's classes and geometry.
 
@@ -105,7 +169,7 @@ def load_data_for_model(
             another size than the model was trained at while nobody asked for that size.
     """
     s = settings_for_model(header, settings)
-    data = load_data(s)
+    data = load_data(s, seed=seed)
     explicit = settings is not None and settings.image_size is not None
     check_fits(header, data.info, what=what, any_size=explicit)
     return data

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from compress.config import NO_HASH
+from compress.data.protocols import ImbalanceSettings
 from compress.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +39,14 @@ class DataSettings:
         workers: DataLoader worker processes (``imagefolder`` only; ``None`` = min(4, CPUs)).
         train_subset: use only this many training images (a fixed, class-balanced subset).
         test_subset: evaluate on only this many test images (a fixed, class-balanced subset).
+        label_noise: σ, the fraction of *training* labels replaced by a random class (the seed
+            study's symmetric noise; 0 = off). The test split is never touched.
+        label_noise_mode: ``other`` (the new class is one of the C−1 others: the realised rate
+            is exactly σ) or ``uniform`` (any of the C classes: realised rate σ·(C−1)/C).
+        noise_seed: fixes the corruption and the imbalance draw (``null``: the run's seed, so
+            every method of one seed sees the same data).
+        imbalance: per-class training counts from a profile (`ImbalanceSettings`; ``null`` =
+            balanced).
     """
 
     name: str = "digits"
@@ -53,6 +62,10 @@ class DataSettings:
     workers: int | None = field(default=None, metadata=NO_HASH)
     train_subset: int | None = None
     test_subset: int | None = None
+    label_noise: float = 0.0
+    label_noise_mode: Literal["other", "uniform"] = "other"
+    noise_seed: int | None = None
+    imbalance: ImbalanceSettings | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -67,6 +80,8 @@ class DataSettings:
             raise ValueError(f"workers must be between 0 and 64, got {self.workers}")
         if self.crop_padding is not None and not 0 <= self.crop_padding <= 64:
             raise ValueError(f"crop_padding must be between 0 and 64, got {self.crop_padding}")
+        if not 0.0 <= self.label_noise <= 1.0:
+            raise ValueError(f"label_noise must be in [0, 1], got {self.label_noise}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("give data.mean and data.std together")
         if self.std is not None and (
@@ -95,6 +110,7 @@ class DatasetInfo:
     test_size: int = 0
     crop_padding: int = 0
     flip: bool = False
+    protocol: dict[str, Any] | None = None  # label noise / imbalance applied to the training split
 
     def header(self) -> dict[str, Any]:
         """The fields a model file records about its data."""

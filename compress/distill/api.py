@@ -77,9 +77,9 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
     device = resolve_device(config.device)
     # with a teacher, the data comes at the teacher's recorded size and normalisation
     data = (
-        load_data_for_model(header, config.data, what="teacher")
+        load_data_for_model(header, config.data, what="teacher", seed=config.seed)
         if config.teacher
-        else load_data(config.data)
+        else load_data(config.data, seed=config.seed)
     )
     info = data.info
     stem = f"{config.student}_{config.method}_{info.name}"
@@ -200,8 +200,9 @@ def train_student(
         device=device,
         config_hash=digest,
         save_meta=save_meta,
-        summary_extra={**(summary_extra or {}), **ctx.report},
+        summary_extra={**(summary_extra or {}), **ctx.report, "data_protocol": info.protocol},
         resume=resume,
+        per_class=info.protocol is not None,
         log=log,
     )
 

@@ -70,3 +70,25 @@ def model_facts(
         "macs": count_macs(model, input_shape),
         "top1": evaluate(model, loader)["top1"] if loader is not None else None,
     }
+
+
+@torch.no_grad()
+def per_class_top1(
+    model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> list[float]:
+    """Top-1 of every class on `loader` (index = class; ``nan`` for a class with no sample)."""
+    was_training = model.training
+    model.eval()
+    hits: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    try:
+        for x, y in loader:
+            right = model(x).argmax(1) == y
+            for c in y.unique().tolist():
+                mask = y == c
+                seen[c] = seen.get(c, 0) + int(mask.sum())
+                hits[c] = hits.get(c, 0) + int(right[mask].sum())
+    finally:
+        model.train(was_training)
+    classes = max(seen) + 1 if seen else 0
+    return [hits.get(c, 0) / seen[c] if seen.get(c) else float("nan") for c in range(classes)]

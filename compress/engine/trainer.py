@@ -55,6 +55,7 @@ def fit(
     save_meta: dict[str, Any] | None = None,
     summary_extra: dict[str, Any] | None = None,
     resume: bool = False,
+    per_class: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train `task` for ``settings.epochs`` epochs, evaluating `task.model` after each.
@@ -74,6 +75,8 @@ def fit(
         save_meta: header fields for the saved model files (dataset, normalisation, teacher...).
         summary_extra: extra entries for ``summary.json``.
         resume: continue from ``out_dir/state.pt``.
+        per_class: also record the best model's test top-1 of every class (``per_class_top1``;
+            for the label-noise and imbalance protocols).
         log: where epoch lines go.
 
     Returns:
@@ -274,6 +277,13 @@ def fit(
         **({"deployed": task_facts} if task_facts else {}),
         **(summary_extra or {}),
     }
+    if per_class:
+        from compress.artifacts import load_model
+        from compress.engine.metrics import per_class_top1
+
+        summary["per_class_top1"] = per_class_top1(
+            load_model(out / BEST_FILE, device=device), eval_loader
+        )
     atomic_write_json(out / SUMMARY_FILE, summary)
     return summary
 

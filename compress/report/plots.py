@@ -63,3 +63,44 @@ def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return target
+
+
+def study_plot(
+    rows: list[dict[str, Any]], methods: list[str], path: str | Path, *, xlabel: str, title: str
+) -> Path:
+    """Accuracy vs the study's axis, one line per method with ±std error bars (PNG, atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compress.artifacts import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for i, method in enumerate(methods):
+        pts = sorted(
+            (r["value"], 100 * r["mean"], 100 * r["std"]) for r in rows if r["method"] == method
+        )
+        if not pts:
+            continue
+        ax.errorbar(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            yerr=[p[2] for p in pts],
+            marker="o",
+            capsize=3,
+            color=f"C{i % 10}",
+            linestyle="--" if method == "none" else "-",
+            label=method,
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target

@@ -1,0 +1,64 @@
+"""``compress study`` on digits: a real grid, a real SIGKILL mid-grid, a resume that finishes only the rest."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+from click.testing import CliRunner
+
+from compress.cli import cli
+
+STUDY = {
+    "axis": "label_noise",
+    "values": [0.0, 0.4],
+    "methods": ["none", "kd"],
+    "seeds": [0, 1],
+    "data": {"name": "digits", "batch_size": 32, "train_subset": 400},
+    "teacher": {"model": "resnet8", "epochs": 2, "optim": {"lr": 0.1}, "progress": False},
+    "student": {"student": "resnet8", "epochs": 1, "optim": {"lr": 0.1}, "progress": False},
+    "device": "cpu",
+}
+
+
+def test_study_grid_table_plot_and_resume_after_sigkill(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "out"
+    dry = CliRunner().invoke(cli, ["study", str(path), "-o", str(out), "--dry-run"])
+    assert dry.exit_code == 0 and "8 cell(s), 0 done" in dry.output
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compress", "study", str(path), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:  # bounded by the process's end
+            if line.startswith("[3/8]"):
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    done_before = sorted(p.parent.name + "/" + p.parent.parent.name for p in out.rglob("cell.json"))
+    assert 3 <= len([d for d in done_before if d.startswith("seed")]) < 8
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("cells/**/cell.json")}
+    time.sleep(0.01)
+    result = CliRunner().invoke(cli, ["study", str(path), "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("skipped (done)") == len(stamps)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished cells untouched
+    data = json.loads((out / "study.json").read_text())
+    assert len(data["cells"]) == 8 and len(data["rows"]) == 4
+    noisy = [c for c in data["cells"] if c["value"] == 0.4]
+    assert all(c["realised_noise"] == 0.4 for c in noisy)
+    assert all(len(c["per_class_top1"]) == 10 for c in noisy)
+    table = (out / "study.md").read_text()
+    assert "| method | σ = 0 | σ = 0.4 |" in table and table.count("**") == 4  # one bold per column
+    assert (out / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "study.csv").read_text().startswith("method,label_noise,mean,std,n,per_seed")
