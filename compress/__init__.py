@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 from compress._lazy import lazy_getattr
 from compress._version import __version__
 
-__all__ = ["__version__", "create_model", "list_models", "load_model", "save_model"]
+__all__ = [
+    "__version__",
+    "benchmark",
+    "create_model",
+    "distill",
+    "export",
+    "list_models",
+    "load_model",
+    "prune",
+    "save_model",
+    "train",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from compress.artifacts import load_model, save_model
@@ -20,7 +31,25 @@ _LAZY = {
     "list_models": "compress.models",
     "load_model": "compress.artifacts",
     "save_model": "compress.artifacts",
+    # the notebook API (compress.api); train / distill / prune are callable modules as well
+    "train": "compress.train",
+    "distill": "compress.distill",
+    "prune": "compress.prune",
+    "export": "compress.api",
+    "benchmark": "compress.api",
 }
 
 
-__getattr__ = lazy_getattr(__name__, _LAZY)
+def __getattr__(name: str):
+    if name in ("train", "distill", "prune"):
+        import importlib
+
+        return importlib.import_module(f"compress.{name}")  # a callable module (compress.api)
+    return _lookup(name)
+
+
+_lookup = lazy_getattr(__name__, _LAZY)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

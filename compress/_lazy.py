@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -16,3 +18,25 @@ def lazy_getattr(package: str, table: dict[str, str]) -> Callable[[str], Any]:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+class _CallableModule(types.ModuleType):
+    """A module that can also be called: ``compress.train(...)`` while ``compress.train`` is a module."""
+
+    __compress_call__: tuple[str, str]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module, name = self.__compress_call__
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
+def make_callable(module_name: str, target: str, name: str) -> None:
+    """Make the module `module_name` callable as ``target.name`` (the notebook API's verbs).
+
+    ``compress.train``, ``compress.distill`` and ``compress.prune`` are also modules of the
+    package; importing them replaces the package attribute of that name, so the module itself
+    must be the callable the notebook API promises.
+    """
+    module = sys.modules[module_name]
+    module.__class__ = _CallableModule
+    module.__compress_call__ = (target, name)  # type: ignore[attr-defined]

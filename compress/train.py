@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from compress._lazy import make_callable
 from compress.config import NO_HASH, config_hash, write_config
 from compress.data.base import DataSettings
 from compress.engine.settings import TrainSettings
@@ -116,3 +117,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
             f"{100 * summary['top1_last']:.2f}% → {out / 'model.safetensors'}"
         )
     return {**summary, "output": str(out)}
+
+
+# `compress.train(...)` is the notebook API's verb, although this is also a module
+make_callable(__name__, "compress.api", "train")

@@ -54,6 +54,12 @@ def training_options(func: F) -> F:
         click.option("--device", help="auto (default), cpu, cuda or cuda:N."),
         click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory."),
         click.option("--resume", is_flag=True, default=None, help="Continue the run in --output."),
+        click.option(
+            "--logger",
+            "loggers",
+            multiple=True,
+            help="Training log besides metrics.jsonl: csv (always on), tensorboard, wandb; repeatable.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -62,6 +68,7 @@ def training_options(func: F) -> F:
 
 def training_overrides(kw: dict[str, Any]) -> dict[str, Any]:
     """Map the training flags onto dotted config keys (``None`` = flag not given)."""
+    loggers = list(kw.pop("loggers", ()) or ())
     return {
         "model": kw.pop("model", None),
         "data.name": kw.pop("dataset", None),
@@ -75,6 +82,7 @@ def training_overrides(kw: dict[str, Any]) -> dict[str, Any]:
         "device": kw.pop("device", None),
         "output": kw.pop("output", None),
         "resume": kw.pop("resume", None),
+        "loggers": ["csv", *loggers] if loggers else None,
     }
 
 

@@ -5,7 +5,7 @@ Names are imported lazily so that reading `DistillConfig` does not import torch.
 
 from __future__ import annotations
 
-from compress._lazy import lazy_getattr
+from compress._lazy import lazy_getattr, make_callable
 
 _LAZY = {
     "DistillConfig": "compress.distill.config",
@@ -19,3 +19,7 @@ __all__ = sorted(_LAZY)
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+
+
+# `compress.distill(...)` is the notebook API's verb, although this is also a module
+make_callable(__name__, "compress.api", "distill")

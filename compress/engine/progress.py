@@ -7,10 +7,10 @@ from typing import Any
 
 
 class Progress:
-    """A rich progress bar for the batches of each epoch (only when stdout is a terminal)."""
+    """A rich progress bar for the batches of each epoch (on a terminal or in a notebook)."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled and sys.stdout.isatty()
+        self.enabled = enabled and (sys.stdout.isatty() or in_notebook())
         self._bar: Any = None
         self._task: Any = None
 
@@ -47,6 +47,15 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (rich renders its bars there as widgets)."""
+    shell = sys.modules.get("IPython")
+    try:
+        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
+    except AttributeError:
+        return False
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:

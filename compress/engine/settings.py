@@ -80,7 +80,10 @@ class EngineSettings:
         compile: wrap the training step in ``torch.compile``.
         grad_clip: clip the global gradient norm to this value (``null`` = off).
         threads: CPU threads for torch (``null`` = torch's default).
-        progress: show a live progress bar on a terminal.
+        progress: show a live progress bar on a terminal or in a notebook.
+        loggers: training logs besides ``metrics.jsonl``: ``csv`` (``results.csv``, always on),
+            ``tensorboard``, ``wandb`` (offline unless ``WANDB_MODE`` says otherwise). Every run
+            also writes ``curves.png``.
     """
 
     seed: int = 0
@@ -93,8 +96,14 @@ class EngineSettings:
     grad_clip: float | None = None
     threads: int | None = field(default=None, metadata=NO_HASH)
     progress: bool = field(default=True, metadata=NO_HASH)
+    loggers: list[str] = field(default_factory=lambda: ["csv"], metadata=NO_HASH)
 
     def __post_init__(self) -> None:
+        from compress.engine.loggers import LOGGERS
+
+        bad = [name for name in self.loggers if name not in LOGGERS]
+        if bad:
+            raise ValueError(f"unknown logger '{bad[0]}'; valid: {', '.join(LOGGERS)}")
         if self.amp is None:
             self.amp = "bf16"
         if not 0 <= self.seed < 2**63:

@@ -31,6 +31,9 @@ BEST_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 STATE_FILE = "state.pt"
 METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "curves.png"
+#: Per-step scalars go to TensorBoard / wandb every this many optimiser steps.
+STEP_LOG_EVERY = 10
 SUMMARY_FILE = "summary.json"
 
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -142,6 +145,10 @@ def fit(
     elif (out / METRICS_FILE).exists():
         (out / METRICS_FILE).unlink()
 
+    from compress.engine.loggers import CSVLogger, curves_plot, make_loggers
+
+    loggers = make_loggers(settings.loggers, out, settings)
+    step_loggers = [lg for lg in loggers if not isinstance(lg, CSVLogger)]  # per-step scalars
     step_fn = torch.compile(task) if settings.compile else task
     progress = Progress(settings.progress)
     history_rate: list[float] = []
@@ -205,6 +212,15 @@ def fit(
             logits = outputs.get("logits")
             if logits is not None and logits.shape[0] == n:
                 correct += (logits.detach().argmax(1) == y).sum()
+            if step_loggers and global_step % STEP_LOG_EVERY == 0:  # a sync: only when asked
+                scalars = {
+                    k: float(v.detach()) for k, v in outputs.items()
+                    if k != "logits" and torch.is_tensor(v) and v.ndim == 0
+                }  # fmt: skip
+                scalars["lr"] = epoch_lr
+                scalars["images_per_s"] = seen / max(1e-9, time.perf_counter() - t0)
+                for lg in step_loggers:
+                    lg.step(global_step, scalars)
             if device.type != "cpu" and (i + 1) % 50 == 0 and int(first_bad) >= 0:
                 _diverged(out, epoch, int(first_bad), steps_per_epoch, global_step, loss, epoch > 0)
             if progress.enabled and (i % 10 == 0 or i + 1 == steps_per_epoch):
@@ -260,8 +276,14 @@ def fit(
             },
         )
         append_jsonl(out / METRICS_FILE, record)
+        records = _read_metrics(out / METRICS_FILE)
+        for lg in loggers:
+            lg.epoch(records)
         log(epoch_line(record, settings.epochs))
 
+    for lg in loggers:
+        lg.close()
+    curves_plot(_read_metrics(out / METRICS_FILE), out / CURVES_FILE)
     top1_last, top5_last = _last_metrics(out, record, last_eval)
     summary = {
         "top1": best_top1,
@@ -286,6 +308,13 @@ def fit(
         )
     atomic_write_json(out / SUMMARY_FILE, summary)
     return summary
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The epoch records of ``metrics.jsonl`` (empty when there is none yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _diverged(

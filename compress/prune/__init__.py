@@ -5,7 +5,7 @@ Names are imported lazily: `PruneSettings` can be read without importing torch.
 
 from __future__ import annotations
 
-from compress._lazy import lazy_getattr
+from compress._lazy import lazy_getattr, make_callable
 
 _LAZY = {
     "IMPORTANCES": "compress.prune.importance",
@@ -24,3 +24,7 @@ __all__ = sorted(_LAZY)
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+
+
+# `compress.prune(...)` is the notebook API's verb, although this is also a module
+make_callable(__name__, "compress.api", "prune")

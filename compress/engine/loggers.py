@@ -1,0 +1,181 @@
+"""Training logs people read: ``results.csv`` and ``curves.png`` always, TensorBoard and wandb on request.
+
+One small interface: the trainer calls `step` every few batches (loss terms, learning rate,
+images/s), `epoch` after each epoch (the record that also goes to ``metrics.jsonl``, which stays
+for machines), and `close` at the end. Loggers are chosen by name (``--logger csv|tensorboard|
+wandb``, repeatable); the optional ones import their package lazily and say which extra to
+install when it is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from compress.errors import CompressError
+
+#: Logger names a config may list.
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+class Logger:
+    """The interface: per-step scalars, per-epoch records, a close."""
+
+    def step(self, step: int, values: dict[str, float]) -> None:
+        """Scalars of one training step (loss terms, lr, images/s)."""
+
+    def epoch(self, records: list[dict[str, Any]]) -> None:
+        """Every epoch record so far (the latest last), after each epoch."""
+
+    def close(self) -> None:
+        """Flush and release."""
+
+
+def _scalar_keys(records: Iterable[dict[str, Any]]) -> list[str]:
+    keys: list[str] = []
+    for record in records:
+        for key, value in record.items():
+            if key not in keys and (value is None or isinstance(value, (int, float))):
+                keys.append(key)
+    return keys
+
+
+class CSVLogger(Logger):
+    """``results.csv``: one row per epoch, every scalar column (rewritten atomically each epoch)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / "results.csv"
+
+    def epoch(self, records: list[dict[str, Any]]) -> None:  # noqa: D102
+        from compress.atomic import atomic_write_text
+
+        keys = _scalar_keys(records)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: record.get(k) for k in keys})
+        atomic_write_text(self.path, buf.getvalue())
+
+
+class TensorBoardLogger(Logger):
+    """TensorBoard event files in ``OUT/tensorboard``: per-step terms, per-epoch metrics, the config."""
+
+    def __init__(self, out: Path, config_text: str) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise CompressError(
+                "--logger tensorboard needs tensorboard: pip install 'compress-toolkit[tensorboard]'"
+            ) from None
+        self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+        self.writer.add_text("config", f"```\n{config_text}\n```")
+
+    def step(self, step: int, values: dict[str, float]) -> None:  # noqa: D102
+        for key, value in values.items():
+            self.writer.add_scalar(f"train_step/{key}", value, step)
+
+    def epoch(self, records: list[dict[str, Any]]) -> None:  # noqa: D102
+        record = records[-1]
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)) and value is not None:
+                self.writer.add_scalar(f"epoch/{key}", value, record["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:  # noqa: D102
+        self.writer.close()
+
+
+class WandbLogger(Logger):
+    """Weights & Biases, offline unless the user's environment says otherwise (``WANDB_MODE``)."""
+
+    def __init__(self, out: Path, config: dict[str, Any]) -> None:
+        import os
+
+        try:
+            import wandb
+        except ImportError:
+            raise CompressError(
+                "--logger wandb needs wandb: pip install 'compress-toolkit[wandb]'"
+            ) from None
+        os.environ.setdefault("WANDB_MODE", "offline")  # never reach the network unasked
+        self.run = wandb.init(dir=str(out), config=config, project="compress", reinit=True)
+
+    def step(self, step: int, values: dict[str, float]) -> None:  # noqa: D102
+        self.run.log({f"train_step/{k}": v for k, v in values.items()}, step=step)
+
+    def epoch(self, records: list[dict[str, Any]]) -> None:  # noqa: D102
+        record = records[-1]
+        self.run.log({f"epoch/{k}": v for k, v in record.items() if isinstance(v, (int, float))})
+
+    def close(self) -> None:  # noqa: D102
+        self.run.finish()
+
+
+def make_loggers(names: Iterable[str], out: Path, config: Any) -> list[Logger]:
+    """The loggers `names` asks for (csv is always on; unknown names get a suggestion)."""
+    from compress.config import dump_yaml, to_dict
+    from compress.registry import suggest
+
+    wanted = list(dict.fromkeys(["csv", *names]))
+    loggers: list[Logger] = []
+    for name in wanted:
+        if name not in LOGGERS:
+            raise CompressError(
+                f"unknown logger '{name}'.{suggest(name, LOGGERS)} Valid: {', '.join(LOGGERS)}"
+            )
+        if name == "csv":
+            loggers.append(CSVLogger(out))
+        elif name == "tensorboard":
+            loggers.append(TensorBoardLogger(out, dump_yaml(to_dict(config))))
+        else:
+            loggers.append(WandbLogger(out, to_dict(config)))
+    return loggers
+
+
+def curves_plot(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """``curves.png``: every loss term (train) and test top-1 against the epoch."""
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compress.atomic import atomic_path
+
+    epochs = [r["epoch"] for r in records]
+    losses = [
+        k for k in _scalar_keys(records) if k.startswith("train_") and k not in ("train_top1",)
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for i, key in enumerate([*losses, "test_loss"]):
+        values = [r.get(key) for r in records]
+        if any(v is not None for v in values):
+            left.plot(epochs, values, marker=".", color=f"C{i % 10}", label=key)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.set_yscale("symlog", linthresh=1e-3)
+    left.legend(fontsize=7)
+    left.grid(alpha=0.3)
+    right.plot(epochs, [100 * r["top1"] for r in records], marker="o", label="test top-1")
+    if any(r.get("train_top1") is not None for r in records):
+        right.plot(
+            epochs,
+            [100 * (r.get("train_top1") or 0) for r in records],
+            marker=".",
+            linestyle="--",
+            label="train top-1",
+        )
+    right.set_xlabel("epoch")
+    right.set_ylabel("top-1 (%)")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
