@@ -351,6 +351,75 @@ def run_pipeline(
         return [_run_stage(stage, log) for stage in planned]
 
 
+def _stage_digest(stage: PlannedStage) -> tuple[str, list[str]]:
+    """The stage's hash (type, resolved config, input files' SHA-256) and the inputs not yet made."""
+    inputs, missing = {}, []
+    for f in stage.stage_type.model_fields:
+        value = getattr(stage.config, f, None)
+        for i, ref in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(ref, str) and Path(ref).is_file():
+                inputs[f"{f}[{i}]"] = file_sha256(ref)
+            elif isinstance(ref, str):
+                missing.append(ref)
+    digest = config_hash(
+        {"type": stage.type, "config": hashed_dict(stage.config), "inputs": inputs}
+    )
+    return digest, missing
+
+
+def stage_plan(stage: PlannedStage) -> tuple[str, str]:
+    """What a run would do with `stage` now, and why: ``(action, reason)``.
+
+    Actions: ``skip``, ``restore`` (from ``<stage>.prev``), ``resume``, ``re-run``, ``run``.
+    """
+    digest, missing = _stage_digest(stage)
+    if missing:
+        return (
+            "run",
+            f"its input {Path(missing[0]).parent.name} is made by an earlier stage of this run",
+        )
+    marker = _read_marker(stage.directory)
+    prev = stage.directory.with_name(stage.directory.name + ".prev")
+    prev_marker = _read_marker(prev) if prev.is_dir() and is_owned(prev) else {}
+    if marker.get("hash") == digest and marker.get("status") == "done":
+        return "skip", "finished, and its config and inputs are unchanged"
+    if prev_marker.get("hash") == digest and prev_marker.get("status") == "done":
+        return "restore", f"{prev.name} holds finished outputs of this very config"
+    if (
+        stage.stage_type.resumable
+        and marker.get("hash") == digest
+        and any(stage.directory.rglob("state.pt"))
+    ):
+        return "resume", "interrupted with the same config; it continues from its checkpoint"
+    if marker.get("status") == "done":
+        return "re-run", f"its config or inputs changed; the old outputs go to {prev.name}"
+    if stage.directory.exists():
+        return "run", "an interrupted run of another config is discarded first"
+    return "run", "not run before"
+
+
+def explain_plan(planned: list[PlannedStage]) -> list[tuple[PlannedStage, str, str]]:
+    """`stage_plan` for every stage, in order.
+
+    A stage whose input an earlier stage remakes runs again too, whatever its own record says.
+    """
+    remade: dict[Path, str] = {}
+    out = []
+    for stage in planned:
+        action, reason = stage_plan(stage)
+        if action in ("skip", "restore"):
+            for f in stage.stage_type.model_fields:
+                value = getattr(stage.config, f, None)
+                for ref in value if isinstance(value, list) else [value]:
+                    if isinstance(ref, str) and Path(ref).parent in remade:
+                        action = "re-run"
+                        reason = f"its input from stage '{remade[Path(ref).parent]}' is remade"
+        if action not in ("skip", "restore"):
+            remade[stage.directory] = stage.name
+        out.append((stage, action, reason))
+    return out
+
+
 def _run_stage(stage: PlannedStage, log: Callable[[str], None]) -> StageResult:
     """Skip, restore, resume or (re-)run one stage; previous finished outputs are moved aside."""
     name, kind, stype, config, stage_dir = (
@@ -360,13 +429,7 @@ def _run_stage(stage: PlannedStage, log: Callable[[str], None]) -> StageResult:
         stage.config,
         stage.directory,
     )
-    inputs = {}
-    for f in stype.model_fields:
-        value = getattr(config, f, None)
-        for i, ref in enumerate(value if isinstance(value, list) else [value]):
-            if isinstance(ref, str) and Path(ref).is_file():
-                inputs[f"{f}[{i}]"] = file_sha256(ref)
-    digest = config_hash({"type": kind, "config": hashed_dict(config), "inputs": inputs})
+    digest, _ = _stage_digest(stage)
     if stage_dir.exists() and not is_owned(stage_dir):
         raise CompressError(
             f"'{stage_dir}' exists and was not made by compress; move it away or choose another --output"

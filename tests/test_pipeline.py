@@ -122,3 +122,29 @@ def test_whole_chain_with_stage_references_and_resume(tmp_path):
     path = _write(tmp_path, stages, defaults={"data": {"name": "digits", "batch_size": 32}})
     third = run_pipeline(path, output=out, log=lambda _m: None)
     assert [r.status for r in third] == ["skipped", "skipped", "ran", "ran", "ran"]
+
+
+def test_dry_run_says_what_each_stage_would_do_and_why(tmp_path):
+    from click.testing import CliRunner
+
+    from compress.cli import cli
+
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(
+        "defaults: {data: {name: digits, batch_size: 32}, device: cpu, progress: false}\n"
+        "stages:\n"
+        "  - {name: t, type: train, model: resnet8, epochs: 1}\n"
+        "  - {name: s, type: distill, teacher: t, student: resnet8, method: kd, epochs: 1}\n"
+    )
+    out = tmp_path / "o"
+
+    def plan(*extra):
+        result = CliRunner().invoke(cli, ["run", str(pipe), "-o", str(out), "--dry-run", *extra])
+        assert result.exit_code == 0, result.output
+        return {line.split()[0]: line.split()[2] for line in result.output.splitlines()[1:]}
+
+    assert plan() == {"t": "run", "s": "run"}
+    assert CliRunner().invoke(cli, ["run", str(pipe), "-o", str(out)]).exit_code == 0
+    assert plan() == {"t": "skip", "s": "skip"}
+    assert plan("--set", "s.epochs=2") == {"t": "skip", "s": "re-run"}
+    assert plan("--set", "t.epochs=2") == {"t": "re-run", "s": "re-run"}  # its input is remade

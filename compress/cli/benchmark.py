@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from compress.cli.common import config_options, echo, resolve_config
+from compress.cli.common import config_options, echo, echo_table, resolve_config
 from compress.cli.profile import int_list
 
 
@@ -30,7 +30,13 @@ from compress.cli.profile import int_list
     type=float,
     help="Exit non-zero if a format scores below this top-1 (0–1 or %).",
 )
-@click.option("--iters", type=int, help="Timed calls per batch size (default 30).")
+@click.option("--iters", type=int, help="Timed calls per batch size, at least (default 30).")
+@click.option(
+    "--duration",
+    type=float,
+    help="And time each batch size for at least this many seconds (default 0.5), so p99 means something.",
+)
+@click.option("--threads", type=int, help="CPU threads of the CPU runtimes (torch, onnxruntime).")
 @click.option("--eval-images", type=int, help="Real test images for accuracy (default 1000).")
 @click.option(
     "--ssh-config", type=click.Path(dir_okay=False), help="Extra ssh config file for ssh targets."
@@ -59,6 +65,8 @@ def benchmark(
         "batches": int_list(kw.pop("batches")),
         "min_accuracy": kw.pop("min_accuracy"),
         "profile.iters": kw.pop("iters"),
+        "profile.duration": kw.pop("duration"),
+        "profile.threads": kw.pop("threads"),
         "profile.eval_images": kw.pop("eval_images"),
         "profile.ssh_config": kw.pop("ssh_config"),
         "profile.remote_python": kw.pop("remote_python"),
@@ -69,7 +77,7 @@ def benchmark(
     config = resolve_config(BenchmarkConfig, config_path, overrides, assignments)
     result = run_benchmark(config, log=echo)
     echo("")
-    echo(result["table"])
+    echo_table(result["table"])
     echo(f"\nwrote {result['output']}/benchmark.md, benchmark.csv, benchmark.json, pareto.png")
     if result["gate"]:
         click.echo("accuracy gate failed: " + "; ".join(result["gate"]), err=True)

@@ -111,3 +111,16 @@ def resolve_config(
 def echo(message: str = "") -> None:
     """Print a line to stdout."""
     click.echo(message)
+
+
+def echo_table(text: str) -> None:
+    """Print Markdown: rendered by rich on a terminal, as plain Markdown text elsewhere (files, pipes)."""
+    import sys
+
+    if not sys.stdout.isatty():
+        click.echo(text)
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(text))

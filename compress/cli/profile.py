@@ -27,7 +27,11 @@ def int_list(text: str | None) -> list[int] | None:
 @click.option("--batch", "batches", help="Batch sizes to sweep, e.g. 1,8,64 (default 1,64).")
 @click.option("--warmup", type=int, help="Untimed calls per batch size (default 10).")
 @click.option("--iters", type=int, help="Timed calls per batch size (default 50).")
-@click.option("--duration", type=float, help="Time each batch size for at least this many seconds.")
+@click.option(
+    "--duration",
+    type=float,
+    help="And time each batch size for at least this many seconds (default 1).",
+)
 @click.option(
     "--eval-images",
     type=int,

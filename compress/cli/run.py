@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from compress.cli.common import echo
+from compress.cli.common import echo, echo_table
 
 
 @click.command("run")
@@ -40,22 +40,23 @@ def run(
     inputs are unchanged is skipped, so re-running resumes; see configs/quickstart.yaml.
     """
     from compress.config import config_hash, parse_assignments
-    from compress.pipeline import plan_pipeline, results_table, run_pipeline
+    from compress.pipeline import explain_plan, plan_pipeline, results_table, run_pipeline
 
     sets = parse_assignments(assignments)
     if dry_run:
         root, planned = plan_pipeline(config, output=output, device=device, assignments=sets)
         echo(f"{config}: {len(planned)} stage(s) into {root}")
-        for stage in planned:
+        for stage, action, reason in explain_plan(planned):
             echo(
-                f"  {stage.name:<12} {stage.type:<10} config {config_hash(stage.config)}  → {stage.directory}"
+                f"  {stage.name:<12} {stage.type:<10} {action:<8} ({reason}); config "
+                f"{config_hash(stage.config)} → {stage.directory}"
             )
         return
     results = run_pipeline(config, output=output, device=device, assignments=sets, log=echo)
     echo("")
-    echo(results_table(results))
+    echo_table(results_table(results))
     tables = [r for r in results if r.type == "benchmark" and r.summary.get("table")]
     if tables:
         echo("")
         echo(f"benchmark ({tables[-1].summary['output']}):")
-        echo(tables[-1].summary["table"])
+        echo_table(tables[-1].summary["table"])

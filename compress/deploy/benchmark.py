@@ -50,7 +50,7 @@ class BenchmarkConfig:
     batches: list[int] = field(default_factory=lambda: [1, 64])
     min_accuracy: float | None = None
     profile: ProfileSettings = field(
-        default_factory=lambda: ProfileSettings(iters=30, eval_images=1000)
+        default_factory=lambda: ProfileSettings(iters=30, duration=0.5, eval_images=1000)
     )
     export: ExportSettings = field(default_factory=ExportSettings)
     output: str | None = field(default=None, metadata=NO_HASH)

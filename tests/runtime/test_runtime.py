@@ -117,3 +117,15 @@ def test_evaluate_normalises_uint8_images():
         images[i, 0, 0, i] = 255
     out = profile.evaluate(Identity(), images, np.array([0, 1, 2]), [0.0], [1.0], batch=2)
     assert out == {"top1": 1.0, "samples": 3}
+
+
+def test_time_based_sampling_takes_at_least_n_calls_and_t_seconds(monkeypatch):
+    clock = {"t": 0.0}
+
+    def fn():  # every call takes 1 ms on the fake clock
+        clock["t"] += 0.001
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
+    assert len(timing.time_calls(fn, warmup=0, repeats=10, min_seconds=0.05)) == 50  # T rules
+    assert len(timing.time_calls(fn, warmup=0, repeats=80, min_seconds=0.05)) == 80  # N rules
+    assert timing.summarize(timing.time_calls(fn, warmup=0, repeats=3, min_seconds=0.01))["runs"] == 10
