@@ -215,3 +215,21 @@ def move_aside(path: Path) -> Path:
         remove_owned(prev)
     path.rename(prev)
     return prev
+
+
+@contextlib.contextmanager
+def run_directory_main(path: str | Path, **kwargs: object) -> Iterator[Path]:
+    """`run_directory` on the process that writes (rank 0 under torchrun); the path elsewhere.
+
+    Only rank 0 creates, marks and locks the folder; the other ranks never write into it.
+    Should rank 0 refuse the folder, torchrun stops every rank.
+    """
+    from compress.distributed import barrier, env
+
+    if env().is_main:
+        with run_directory(path, **kwargs) as out:  # type: ignore[arg-type]
+            barrier()
+            yield out
+    else:
+        barrier()
+        yield Path(path)

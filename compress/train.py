@@ -40,6 +40,10 @@ class TrainConfig(TrainSettings):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
+def _quiet(_message: str) -> None:
+    """The log of ranks other than 0 under torchrun."""
+
+
 def describe_data(info: Any) -> str:
     """``digits (1,437 train / 360 test, 10 classes, 1×8×8)``."""
     h, w = info.input_size
@@ -59,10 +63,11 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
 
     from compress.artifacts import default_output_dir
     from compress.data import build_loaders, load_data
+    from compress.distributed import env
     from compress.engine import SupervisedTask, fit, resolve_device
     from compress.engine.checkpoint import check_resume
     from compress.models import count_params, create_model
-    from compress.outputs import run_directory
+    from compress.outputs import run_directory_main
 
     device = resolve_device(config.device)
     data = load_data(config.data, seed=config.seed)
@@ -79,13 +84,17 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
         if config.output
         else default_output_dir("train", f"{config.model}_{info.name}")
     )
-    with run_directory(out, kind="train", resume=config.resume):
+    main = env().is_main
+    if not main:
+        log = _quiet
+    with run_directory_main(out, kind="train", resume=config.resume):
         digest = config_hash(config)
         # a run killed before its first checkpoint has nothing to resume: it starts over
         resume = config.resume and (out / "state.pt").exists()
         if resume:
             check_resume(out / "state.pt", digest)
-        write_config(config, out)
+        if main:
+            write_config(config, out)
         channels_last = device.type == "cuda" and config.channels_last
         train_loader, eval_loader = build_loaders(
             data, config.data, device=device, seed=config.seed, channels_last=channels_last

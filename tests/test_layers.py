@@ -23,6 +23,7 @@ LAYERS = {
     "compress.errors": 1,
     "compress.registry": 1,
     "compress.atomic": 1,
+    "compress.distributed": 1,
     "compress.config": 2,
     "compress.header": 2,
     "compress.outputs": 2,
@@ -42,6 +43,7 @@ LAYERS = {
     "compress.importer": 8,
     "compress.pipeline": 9,
     "compress.study": 9,
+    "compress.api": 9,
     "compress.cli": 10,
     "compress.__main__": 10,
 }

@@ -55,6 +55,14 @@ def training_options(func: F) -> F:
         click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory."),
         click.option("--resume", is_flag=True, default=None, help="Continue the run in --output."),
         click.option(
+            "--lr-scale",
+            type=click.Choice(["none", "linear"]),
+            help="Under torchrun: linear multiplies the LR by the number of processes.",
+        ),
+        click.option(
+            "--sync-bn", is_flag=True, default=None, help="Under torchrun on GPUs: SyncBatchNorm."
+        ),
+        click.option(
             "--logger",
             "loggers",
             multiple=True,
@@ -83,6 +91,8 @@ def training_overrides(kw: dict[str, Any]) -> dict[str, Any]:
         "output": kw.pop("output", None),
         "resume": kw.pop("resume", None),
         "loggers": ["csv", *loggers] if loggers else None,
+        "lr_scale": kw.pop("lr_scale", None),
+        "sync_bn": kw.pop("sync_bn", None),
     }
 
 

@@ -260,10 +260,24 @@ def build_loaders(
         ``(train_loader, eval_loader)``; both yield ``(images, labels)`` on `device`, images
         normalised by the dataset's mean and std.
     """
+    import torch
+
     from compress.data.loader import DeviceLoader, FolderLoader
+    from compress.distributed import env
 
     info = data.info
     common = {"mean": info.mean, "std": info.std, "device": device, "channels_last": channels_last}
+    dist = env()
+    shards = {"world": dist.world_size, "rank": dist.rank}
+    if dist.enabled:  # the test split in contiguous shares, every image counted once
+        n = len(data.test_y) if isinstance(data, TensorData) else len(data.test)
+        mine = torch.arange(n).tensor_split(dist.world_size)[dist.rank]
+        if isinstance(data, TensorData):
+            data = TensorData(
+                info, data.train_x, data.train_y, data.test_x[mine], data.test_y[mine]
+            )
+        else:
+            data = FolderData(info, data.train, torch.utils.data.Subset(data.test, mine.tolist()))
     if isinstance(data, TensorData):
         padding, flip = augmentation(settings, info)
         train = DeviceLoader(
@@ -274,6 +288,7 @@ def build_loaders(
             crop_padding=padding,
             flip=flip,
             seed=seed,
+            **shards,
             **common,
         )
         test = DeviceLoader(data.test_x, data.test_y, batch_size=settings.eval_batch_size, **common)
@@ -284,6 +299,7 @@ def build_loaders(
         shuffle=True,
         workers=settings.loader_workers,
         seed=seed,
+        **shards,
         **common,
     )
     test = FolderLoader(

@@ -53,8 +53,11 @@ class DeviceLoader:
         flip: bool = False,
         seed: int = 0,
         channels_last: bool = False,
+        world: int = 1,
+        rank: int = 0,
     ) -> None:
         self.device = torch.device(device)
+        self.world, self.rank = world, rank
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
         self.batch_size = batch_size
@@ -76,16 +79,20 @@ class DeviceLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n, b = self.num_samples, self.batch_size
-        full, rest = divmod(n, b)
+        n, b, w = self.num_samples, self.batch_size, self.world
+        full, rest = divmod(n, b * w)
+        if w > 1:  # every rank must take the same number of steps: a short tail needs 2 a rank
+            return full + (1 if rest >= 2 * w else 0)
         return full + (1 if rest >= 2 or (rest and not self.shuffle) or full == 0 else 0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator(device=self.device).manual_seed(_epoch_seed(self.seed, self.epoch))
-        n = self.num_samples
+        n, size = self.num_samples, self.batch_size * self.world
         order = torch.randperm(n, device=self.device, generator=gen) if self.shuffle else None
         for b in range(len(self)):
-            sl = slice(b * self.batch_size, min(n, (b + 1) * self.batch_size))
+            # the global batch, augmented as one, then this rank's share of it: W processes at
+            # batch B see exactly what one process at batch W·B sees
+            sl = slice(b * size, min(n, (b + 1) * size))
             if order is None:
                 x, y = self.images[sl], self.labels[sl]
             else:
@@ -95,10 +102,52 @@ class DeviceLoader:
                 x = random_crop(x, self.crop_padding, gen)
             if self.flip:
                 x = random_flip(x, gen)
+            if self.world > 1:
+                mine = torch.arange(len(y), device=self.device).tensor_split(self.world)[self.rank]
+                x, y = x[mine], y[mine]
             x = self.normalize(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
+
+
+def shuffled_batches(
+    n: int, batch: int, world: int, rank: int, order: list[int]
+) -> list[list[int]]:
+    """This rank's index batches of one epoch (the same rule as `DeviceLoader`).
+
+    Global batches of ``batch × world`` are taken from `order`, each split into `world`
+    contiguous shares.
+    """
+    size = batch * world
+    full, rest = divmod(n, size)
+    if world > 1:
+        steps = full + (1 if rest >= 2 * world else 0)
+    else:
+        steps = full + (1 if rest >= 2 or full == 0 else 0)
+    out = []
+    for b in range(steps):
+        chunk = order[b * size : (b + 1) * size]
+        share, extra = divmod(len(chunk), world)
+        start = rank * share + min(rank, extra)
+        out.append(chunk[start : start + share + (1 if rank < extra else 0)])
+    return out
+
+
+class _ShardedBatchSampler(torch.utils.data.Sampler):
+    """Shuffled index batches seeded per epoch, this rank's share of every global batch."""
+
+    def __init__(
+        self, n: int, batch: int, world: int, rank: int, generator: torch.Generator
+    ) -> None:
+        self.n, self.batch, self.world, self.rank, self.generator = n, batch, world, rank, generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator).tolist()
+        yield from shuffled_batches(self.n, self.batch, self.world, self.rank, order)
+
+    def __len__(self) -> int:
+        return len(shuffled_batches(self.n, self.batch, self.world, self.rank, list(range(self.n))))
 
 
 class FolderLoader:
@@ -116,6 +165,8 @@ class FolderLoader:
         workers: int = 4,
         seed: int = 0,
         channels_last: bool = False,
+        world: int = 1,
+        rank: int = 0,
     ) -> None:
         self.device = torch.device(device)
         self.dataset = dataset
@@ -124,18 +175,12 @@ class FolderLoader:
         self.generator = torch.Generator()
         self.normalize = Normalizer(mean, std, self.device)
         self.channels_last = channels_last
-        self.loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=self.generator if shuffle else None,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            # a last batch of one image would break BatchNorm in training; drop it, unless it
-            # is the only batch there is
-            drop_last=shuffle and len(dataset) % batch_size == 1 and len(dataset) > batch_size,
-            persistent_workers=False,
-        )
+        common = {"num_workers": workers, "pin_memory": self.device.type == "cuda"}
+        if shuffle:  # a last batch of one image would break BatchNorm: dropped, as on the device
+            sampler = _ShardedBatchSampler(len(dataset), batch_size, world, rank, self.generator)
+            self.loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
+        else:
+            self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, **common)
         self.set_epoch(0)
 
     @property

@@ -26,7 +26,7 @@ from compress.distill.methods import METHODS, list_methods
 from compress.engine.metrics import model_facts
 from compress.engine.settings import TrainSettings
 from compress.errors import CompressError
-from compress.outputs import run_directory
+from compress.outputs import run_directory_main
 
 __all__ = ["METHODS", "distill", "list_methods", "train_student"]
 
@@ -84,13 +84,19 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
     info = data.info
     stem = f"{config.student}_{config.method}_{info.name}"
     out = Path(config.output) if config.output else default_output_dir("distill", stem)
-    with run_directory(out, kind="distill", resume=config.resume):
+    from compress.distributed import env
+
+    main = env().is_main
+    if not main:
+        log = _quiet
+    with run_directory_main(out, kind="distill", resume=config.resume):
         digest = config_hash(
             {"config": hashed_dict(config), "teacher": teacher_ref and teacher_ref["sha256"]}
         )
         if config.resume:
             _check_resume(out, config, digest)
-        write_config(config, out, digest=digest)
+        if main:
+            write_config(config, out, digest=digest)
         if config.teacher and not spec.needs_teacher:
             log(f"method '{config.method}' trains without a teacher: {config.teacher} is not used")
         runs = []
@@ -103,14 +109,19 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
         if config.seeds == 1:
             return {**runs[0], "output": str(out)}
         summary = _aggregate(runs, config, digest)
-        with atomic_path(out / "model.safetensors") as tmp:
-            shutil.copyfile(out / f"seed{config.seed}" / "model.safetensors", tmp)
-        atomic_write_json(out / "summary.json", summary)
+        if main:
+            with atomic_path(out / "model.safetensors") as tmp:
+                shutil.copyfile(out / f"seed{config.seed}" / "model.safetensors", tmp)
+            atomic_write_json(out / "summary.json", summary)
         log(
             f"{config.seeds} seeds: best-epoch top-1 {100 * summary['top1_mean']:.2f} ± {100 * summary['top1_std']:.2f}%, "
             f"last {100 * summary['top1_last_mean']:.2f} ± {100 * summary['top1_last_std']:.2f}% → {out / 'summary.json'}"
         )
     return {**summary, "output": str(out)}
+
+
+def _quiet(_message: str) -> None:
+    """The log of ranks other than 0 under torchrun."""
 
 
 def _check_resume(out: Path, config: DistillConfig, digest: str) -> None:
@@ -232,7 +243,10 @@ def _run_seed(
             log(f"seed {seed}: already finished (top-1 {100 * previous['top1']:.2f}%), skipped")
             return previous
     resume = config.resume and (run_dir / "state.pt").exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from compress.distributed import env
+
+    if env().is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     student = create_model(
         config.student,

@@ -13,7 +13,13 @@ def resolve_device(spec: str | None = "auto") -> torch.device:
     Raises:
         CompressError: when CUDA is asked for but not available, or the spec is not a device.
     """
+    from compress.distributed import launched, setup
+
     spec = (spec or "auto").strip().lower()
+    if launched():  # under torchrun: one process per GPU (its LOCAL_RANK), or Gloo on the CPU
+        kind = "cuda" if torch.cuda.is_available() and spec != "cpu" else "cpu"
+        place = setup(kind)
+        return torch.device("cuda", place.local_rank) if kind == "cuda" else torch.device("cpu")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -48,6 +48,10 @@ def evaluate(
             c1, c5, n = c1 + a, c5 + b, n + len(y)
     finally:
         model.train(was_training)
+    from compress.distributed import all_reduce_sum
+
+    c1, c5, loss, n = all_reduce_sum([c1, c5, loss, n])  # a sharded test split: every rank's share
+    n = int(n)
     if n == 0:
         return {"top1": 0.0, "top5": 0.0, "loss": float("nan"), "samples": 0}
     return {"top1": c1 / n, "top5": c5 / n, "loss": loss / n, "samples": n}
@@ -74,21 +78,26 @@ def model_facts(
 
 @torch.no_grad()
 def per_class_top1(
-    model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int
 ) -> list[float]:
-    """Top-1 of every class on `loader` (index = class; ``nan`` for a class with no sample)."""
+    """Top-1 of every class on `loader` (index = class; ``nan`` for a class with no sample).
+
+    On a sharded test split the counts of every rank are summed.
+    """
+    from compress.distributed import all_reduce_sum
+
     was_training = model.training
     model.eval()
-    hits: dict[int, int] = {}
-    seen: dict[int, int] = {}
+    hits = [0.0] * num_classes
+    seen = [0.0] * num_classes
     try:
         for x, y in loader:
             right = model(x).argmax(1) == y
             for c in y.unique().tolist():
                 mask = y == c
-                seen[c] = seen.get(c, 0) + int(mask.sum())
-                hits[c] = hits.get(c, 0) + int(right[mask].sum())
+                seen[c] += float(mask.sum())
+                hits[c] += float(right[mask].sum())
     finally:
         model.train(was_training)
-    classes = max(seen) + 1 if seen else 0
-    return [hits.get(c, 0) / seen[c] if seen.get(c) else float("nan") for c in range(classes)]
+    hits, seen = all_reduce_sum(hits), all_reduce_sum(seen)
+    return [h / s if s else float("nan") for h, s in zip(hits, seen)]

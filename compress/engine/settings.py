@@ -81,6 +81,10 @@ class EngineSettings:
         grad_clip: clip the global gradient norm to this value (``null`` = off).
         threads: CPU threads for torch (``null`` = torch's default).
         progress: show a live progress bar on a terminal or in a notebook.
+        lr_scale: under torchrun, ``linear`` multiplies the learning rate by the number of
+            processes (batch sizes are per process, so the global batch grows with them);
+            ``none`` keeps it.
+        sync_bn: under torchrun on GPUs, synchronise BatchNorm statistics across processes.
         loggers: training logs besides ``metrics.jsonl``: ``csv`` (``results.csv``, always on),
             ``tensorboard``, ``wandb`` (offline unless ``WANDB_MODE`` says otherwise). Every run
             also writes ``curves.png``.
@@ -97,6 +101,8 @@ class EngineSettings:
     threads: int | None = field(default=None, metadata=NO_HASH)
     progress: bool = field(default=True, metadata=NO_HASH)
     loggers: list[str] = field(default_factory=lambda: ["csv"], metadata=NO_HASH)
+    lr_scale: Literal["none", "linear"] = "none"
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         from compress.engine.loggers import LOGGERS

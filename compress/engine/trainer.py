@@ -89,8 +89,15 @@ def fit(
     Raises:
         TrainingDivergedError: the loss became NaN/inf; the last good files are kept.
     """
+    from compress.distributed import all_reduce_sum, barrier, env, wrap
+
+    dist = env()
+    main = dist.is_main  # only rank 0 writes files and logs
+    if not main:
+        log = _quiet
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     task.to(device)
@@ -104,7 +111,18 @@ def fit(
             f"the training set has {images} image(s): training needs at least 2 (BatchNorm needs "
             "two images per batch); add images or check --data-dir"
         )
-    optimizer = build_optimizer(task.trainable_parameters(), settings.optim)
+    optim = settings.optim
+    if settings.lr_scale == "linear" and dist.world_size > 1:  # LR × global batch / per-process
+        import dataclasses
+
+        optim = dataclasses.replace(optim, lr=optim.lr * dist.world_size)
+    if settings.sync_bn and dist.enabled:
+        if device.type != "cuda":
+            raise CompressError(
+                "--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only; drop it on the CPU"
+            )
+        task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task.model)
+    optimizer = build_optimizer(task.trainable_parameters(), optim)
     scheduler = build_scheduler(
         optimizer, settings.schedule, steps_per_epoch=steps_per_epoch, epochs=settings.epochs
     )
@@ -137,19 +155,21 @@ def fit(
                 f"{settings.epochs} epochs; start a new run in another --output"
             )
         best_top1, best_epoch = _best_on_disk(out, state)
-        _truncate_metrics(out / METRICS_FILE, start_epoch)
+        if main:
+            _truncate_metrics(out / METRICS_FILE, start_epoch)
         task.to(device)
         log(
             f"resuming {out} after epoch {start_epoch}/{settings.epochs} (best so far {100 * best_top1:.2f}%)"
         )
-    elif (out / METRICS_FILE).exists():
+    elif main and (out / METRICS_FILE).exists():
         (out / METRICS_FILE).unlink()
 
     from compress.engine.loggers import CSVLogger, curves_plot, make_loggers
 
-    loggers = make_loggers(settings.loggers, out, settings)
+    loggers = make_loggers(settings.loggers, out, settings) if main else []
     step_loggers = [lg for lg in loggers if not isinstance(lg, CSVLogger)]  # per-step scalars
-    step_fn = torch.compile(task) if settings.compile else task
+    parallel = wrap(task, device)  # DDP over what trains; teachers stay frozen replicas
+    step_fn = torch.compile(parallel) if settings.compile else parallel
     progress = Progress(settings.progress)
     history_rate: list[float] = []
     record: dict[str, Any] = {}
@@ -157,7 +177,7 @@ def fit(
     for epoch in range(start_epoch, settings.epochs):
         train_loader.set_epoch(epoch)
         task.on_epoch_start(epoch, settings.epochs)
-        task.train()
+        parallel.train()
         progress.start_epoch(epoch, settings.epochs, steps_per_epoch)
         sums: dict[str, torch.Tensor] = {}
         seen = 0
@@ -236,6 +256,11 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - t0
+        if dist.enabled:  # the epoch's sums over every rank's share
+            keys = sorted(sums)
+            totals = all_reduce_sum([float(sums[k]) for k in keys] + [float(correct), seen])
+            sums = {k: torch.tensor(v) for k, v in zip(keys, totals)}
+            correct, seen = torch.tensor(totals[-2]), int(totals[-1])
         deployed, task_facts = task.deployable(eval_loader, amp)
         last_eval = evaluate(deployed, eval_loader, autocast_dtype=amp)
         improved = last_eval["top1"] > best_top1
@@ -258,6 +283,9 @@ def fit(
         history_rate.append(record["images_per_s"])
         metrics = {"top1": last_eval["top1"], "top5": last_eval["top5"], "epoch": epoch + 1}
         model_cpu_meta = {**meta, "metrics": metrics, "config_hash": config_hash}
+        if not main:
+            log(epoch_line(record, settings.epochs))
+            continue
         save_model(deployed, out / LAST_FILE, **model_cpu_meta)
         if improved:
             save_model(deployed, out / BEST_FILE, **model_cpu_meta)
@@ -283,7 +311,9 @@ def fit(
 
     for lg in loggers:
         lg.close()
-    curves_plot(_read_metrics(out / METRICS_FILE), out / CURVES_FILE)
+    if main:
+        curves_plot(_read_metrics(out / METRICS_FILE), out / CURVES_FILE)
+    barrier()  # every rank sees rank 0's last files
     top1_last, top5_last = _last_metrics(out, record, last_eval)
     summary = {
         "top1": best_top1,
@@ -294,6 +324,9 @@ def fit(
         "params": sum(p.numel() for p in task.model.parameters()),
         "images_per_s": sum(history_rate) / len(history_rate) if history_rate else None,
         "device": str(device),
+        "world_size": dist.world_size,
+        "global_batch": (_batch_size(train_loader) or 0) * dist.world_size,
+        "backend": dist.backend,
         "config_hash": config_hash,
         "model_file": BEST_FILE,
         **({"deployed": task_facts} if task_facts else {}),
@@ -303,11 +336,23 @@ def fit(
         from compress.artifacts import load_model
         from compress.engine.metrics import per_class_top1
 
+        barrier()  # rank 0 has written the best model
+        best = load_model(out / BEST_FILE, device=device)
         summary["per_class_top1"] = per_class_top1(
-            load_model(out / BEST_FILE, device=device), eval_loader
+            best, eval_loader, best.compress_header.num_classes
         )
-    atomic_write_json(out / SUMMARY_FILE, summary)
+    if main:
+        atomic_write_json(out / SUMMARY_FILE, summary)
+    barrier()
     return summary
+
+
+def _quiet(_message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+def _batch_size(loader: Any) -> int | None:
+    return getattr(loader, "batch_size", None)
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:

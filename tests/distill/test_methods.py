@@ -42,7 +42,11 @@ def test_every_method_trains_one_epoch_on_digits_and_its_loss_falls(method, digi
             return float(task(*probe)["loss"])
 
     before = probe_loss()
-    opt = build_optimizer(task.trainable_parameters(), OptimSettings(lr=0.05))
+    # ONE's freshly initialised branches (their BatchNorm statistics included) make its eval-mode
+    # loss unstable after one epoch at 0.05: it gets the smaller rate
+    opt = build_optimizer(
+        task.trainable_parameters(), OptimSettings(lr=0.01 if method == "one" else 0.05)
+    )
     task.train()
     task.on_epoch_start(0, 1)
     for x, y in train_loader:

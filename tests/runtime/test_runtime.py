@@ -128,4 +128,6 @@ def test_time_based_sampling_takes_at_least_n_calls_and_t_seconds(monkeypatch):
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["t"])
     assert len(timing.time_calls(fn, warmup=0, repeats=10, min_seconds=0.05)) == 50  # T rules
     assert len(timing.time_calls(fn, warmup=0, repeats=80, min_seconds=0.05)) == 80  # N rules
-    assert timing.summarize(timing.time_calls(fn, warmup=0, repeats=3, min_seconds=0.01))["runs"] == 10
+    assert (
+        timing.summarize(timing.time_calls(fn, warmup=0, repeats=3, min_seconds=0.01))["runs"] == 10
+    )

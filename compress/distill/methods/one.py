@@ -100,7 +100,10 @@ class ONE(Distiller):
                 hits[i] += float((z.argmax(1) == y).sum())
             n += len(y)
         self.train(was)
-        top1 = (hits / max(1, n)).tolist()
+        from compress.distributed import all_reduce_sum
+
+        *totals, n = all_reduce_sum([*hits.tolist(), float(n)])  # a sharded test split
+        top1 = [h / max(1.0, n) for h in totals]
         branch_top1, ensemble_top1 = top1[:-1], top1[-1]
         best = max(range(len(branch_top1)), key=lambda i: branch_top1[i])
         plain = copy.deepcopy(self.model)
