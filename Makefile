@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything a lent GPU machine should run, in one command (docs/status.md, issue 15):
+# the gpu-marked tests, the whole suite on the GPU, and the GPU speed benchmark.
+gpu-check: $(VENV)/.installed
+	$(BIN)/python -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU visible'; print(torch.cuda.get_device_name(0), torch.__version__)"
+	$(BIN)/python -m pytest -m gpu -rs tests/gpu
+	$(BIN)/python -m pytest -x -q
+	$(BIN)/python benchmarks/gpu_distill.py --out runs/bench/gpu-distill
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

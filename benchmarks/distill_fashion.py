@@ -132,6 +132,8 @@ def main() -> None:
                 "device": args.device,
                 "progress": False,
                 "output": str(run_dir),
+                # a run stopped half-way continues (finished seeds are skipped)
+                "resume": run_dir.exists(),
             }
             summary = distill(build(DistillConfig, cfg))
         rows.append({"variant": name, **summary, "seconds": time.perf_counter() - t0})

@@ -13,8 +13,12 @@ from compress.engine.settings import OptimSettings, ScheduleSettings
 def build_optimizer(
     params: Iterable[torch.nn.Parameter], settings: OptimSettings
 ) -> torch.optim.Optimizer:
-    """SGD or AdamW over `params`; BN and bias parameters get no weight decay under AdamW."""
+    """SGD or AdamW over `params`; BN and bias parameters get no weight decay under AdamW.
+
+    On CUDA the fused implementations are used (one kernel for the whole update).
+    """
     params = [p for p in params if p.requires_grad]
+    fused = bool(params) and all(p.is_cuda for p in params)
     if settings.name == "sgd":
         return torch.optim.SGD(
             params,
@@ -22,6 +26,7 @@ def build_optimizer(
             momentum=settings.momentum,
             weight_decay=settings.weight_decay,
             nesterov=settings.nesterov and settings.momentum > 0,
+            fused=fused or None,
         )
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -29,7 +34,9 @@ def build_optimizer(
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=settings.lr, betas=tuple(settings.betas))
+    return torch.optim.AdamW(
+        groups, lr=settings.lr, betas=tuple(settings.betas), fused=fused or None
+    )
 
 
 def lr_factor(
