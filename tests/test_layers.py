@@ -40,6 +40,7 @@ LAYERS = {
     "compress.deploy": 8,
     "compress.prune.api": 8,  # the `compress prune` verb: pruning + KD fine-tuning
     "compress.prune.config": 8,
+    "compress.prune.budget": 8,
     "compress.importer": 8,
     "compress.pipeline": 9,
     "compress.study": 9,

@@ -21,6 +21,17 @@ from compress.cli.common import config_options, echo, resolve_config
 @click.option(
     "--target-params", type=float, help="Instead of --ratio: keep this fraction of the parameters."
 )
+@click.option(
+    "--target-latency",
+    help="Instead of --ratio: a latency budget such as 2ms, measured on --target with --runtime.",
+)
+@click.option("--latency-batch", type=int, help="Batch size of the latency budget (default 1).")
+@click.option(
+    "--runtime", help="Runtime of the latency budget: onnxruntime (default), torch, tensorrt."
+)
+@click.option(
+    "--target", help="Where the latency budget is measured: local (default) or ssh://user@host."
+)
 @click.option("--importance", help="l1 (default), l2, taylor, bn_scale, lamp or random.")
 @click.option(
     "--global", "global_pruning", is_flag=True, default=None, help="Rank channels across layers."
@@ -80,6 +91,10 @@ def prune(
         "prune.ignore": list(kw.pop("ignore")) or None,
         "target_macs": kw.pop("target_macs"),
         "target_params": kw.pop("target_params"),
+        "target_latency": kw.pop("target_latency"),
+        "budget.batch": kw.pop("latency_batch"),
+        "budget.runtime": kw.pop("runtime"),
+        "budget.target": kw.pop("target"),
         "step_epochs": kw.pop("step_epochs"),
         "bn_recalibration": kw.pop("bn_recalibration"),
         "finetune_epochs": kw.pop("finetune_epochs"),

@@ -204,6 +204,24 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
             "after": after,
             "config_hash": digest,
         }
+        if config.target_latency:
+            from compress.prune.budget import measure
+
+            final = measure(model, config.budget, config.data.data_dir, log)
+            summary["latency_budget"] = {
+                "target_ms": config.target_latency,
+                "achieved_p50_ms": final["p50_ms"],
+                "achieved_p90_ms": final["p90_ms"],
+                "noise_ms": final["p90_ms"] - final["p50_ms"],
+                "batch": config.budget.batch,
+                "runtime": config.budget.runtime,
+                "target": config.budget.target,
+                "probes": plan.get("latency_probes"),
+            }
+            log(
+                f"latency budget {config.target_latency:g} ms: the final model measures p50 "
+                f"{final['p50_ms']:.3f} ms (p90 {final['p90_ms']:.3f}) on {config.budget.target}"
+            )
         atomic_write_json(out / "summary.json", summary)
         log("")
         log(report_table(before, after_prune, after, fine_top1 is not None))
@@ -222,11 +240,31 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
     before = _measure(source.to(device), shape, eval_loader, config)
     before["file_bytes"] = Path(config.model).stat().st_size
     settings = config.prune
+    probes = None
     if config.target_macs or config.target_params:
         metric = "macs" if config.target_macs else "params"
         target = config.target_macs or config.target_params
         ratio = search_ratio(source, shape, settings, target=target, metric=metric)
         log(f"keeping {100 * target:.0f}% of the {metric} needs a channel ratio of {ratio:.3f}")
+        settings = replace(settings, ratio=ratio)
+    elif config.target_latency:
+        from compress.prune.budget import search_latency_ratio
+
+        ratio, probes = search_latency_ratio(
+            source,
+            shape,
+            settings,
+            budget_ms=config.target_latency,
+            budget=config.budget,
+            data_dir=config.data.data_dir,
+            log=log,
+        )
+        chosen = next(p for p in probes if p["ratio"] == ratio)
+        log(
+            f"a {config.target_latency:g} ms budget (batch {config.budget.batch}, {config.budget.runtime} on "
+            f"{config.budget.target}) needs a channel ratio of {ratio:.3f}: p50 {chosen['p50_ms']:.3f} ms, "
+            f"{len(probes)} probes"
+        )
         settings = replace(settings, ratio=ratio)
     model = copy.deepcopy(source).cpu()
     model.compress_header = model_header(source)
@@ -272,6 +310,7 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
     after_prune["file_bytes"] = (out / "model.safetensors").stat().st_size
     plan = {
         "config_hash": digest,
+        "latency_probes": probes,
         "ratio": settings.ratio,
         "before": before,
         "after_prune": after_prune,

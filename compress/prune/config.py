@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from compress.config import NO_HASH
 from compress.data.base import DataSettings
 from compress.engine.settings import EngineSettings, OptimSettings, ScheduleSettings, TrainSettings
+from compress.prune.budget import LatencyBudget, parse_latency
 from compress.prune.settings import PruneSettings
 
 
@@ -20,6 +21,10 @@ class PruneConfig(EngineSettings):
         prune: ratio, importance, rounding, steps, ignored modules.
         target_macs: instead of ``prune.ratio``, find the ratio that keeps this fraction of MACs.
         target_params: likewise for parameters.
+        target_latency: instead of ``prune.ratio``, the smallest ratio whose median latency
+            (ms; ``"2ms"`` works too) meets this budget, measured on ``budget.target`` with
+            ``budget.runtime`` at ``budget.batch`` (`compress.prune.budget`).
+        budget: where and how `target_latency` is measured.
         bn_recalibration: batches of training images on which every BatchNorm re-estimates its
             running statistics right after pruning, before accuracy is measured or fine-tuning
             starts (0 = off). Without it a pruned network often predicts one class.
@@ -47,6 +52,8 @@ class PruneConfig(EngineSettings):
     prune: PruneSettings = field(default_factory=PruneSettings)
     target_macs: float | None = None
     target_params: float | None = None
+    target_latency: float | str | None = None
+    budget: LatencyBudget = field(default_factory=LatencyBudget)
     bn_recalibration: int = 16
     finetune_epochs: int = 0
     step_epochs: int = 0
@@ -69,8 +76,10 @@ class PruneConfig(EngineSettings):
             value = getattr(self, name)
             if value is not None and not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
-        if self.target_macs is not None and self.target_params is not None:
-            raise ValueError("give target_macs or target_params, not both")
+        self.target_latency = parse_latency(self.target_latency)
+        targets = [t for t in (self.target_macs, self.target_params, self.target_latency) if t]
+        if len(targets) > 1:
+            raise ValueError("give one of target_macs, target_params and target_latency")
         if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:
             raise ValueError("finetune_epochs, step_epochs and bn_recalibration must be ≥ 0")
         if self.amp is None and self.preset:

@@ -32,7 +32,7 @@ def invoke(*args):
 )
 def test_imagefolder_model_path_from_the_cli(tmp_path, size, per_class, formats, learned):
     data = write_digits_folder(
-        tmp_path / "digits", size=size, train_per_class=per_class, val_per_class=10
+        tmp_path / "digits", size=size, train_per_class=per_class, val_per_class=30
     )
     mean, std = "[0.4,0.45,0.6]", "[0.3,0.2,0.3]"
     teacher = tmp_path / "teacher"

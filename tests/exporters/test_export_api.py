@@ -148,3 +148,24 @@ def test_speed_comparison_caps_its_batch(digits_model, tmp_path):
     assert result.exit_code == 0, result.output
     speed = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]["speed_vs_fp32"]
     assert speed["batch"] == 64 and 3 <= speed["repeats"] <= 10
+
+
+def test_a_drop_of_exactly_the_tolerance_passes():
+    import numpy as np
+
+    from compress.exporters.validate import Reference, validate
+    from compress.runtime.runners import Runner
+
+    labels = np.arange(100) % 2
+    good = np.stack([labels == 0, labels == 1], axis=1).astype(np.float32)
+    flipped = good.copy()
+    flipped[0] = flipped[0][::-1]  # one image of 100 wrong: 1.00 point, the int8 tolerance
+
+    class Fixed(Runner):
+        def _infer_impl(self, images):
+            return flipped[: len(images)]
+
+    ref = Reference(np.zeros((100, 1, 1, 1), np.float32), labels, good)
+    report = validate(Fixed(), ref, precision="int8", fmt="onnx-int8", batch=100)
+    assert report["passed"] and report["top1_agreement"] == 0.99
+    assert round(report["accuracy_delta"], 9) == -0.01
