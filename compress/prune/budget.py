@@ -122,14 +122,16 @@ def search_latency_ratio(
     """
     from compress.models import count_params
     from compress.models.stats import count_macs
-    from compress.prune.structured import max_feasible_ratio, prune_channels
+    from compress.prune.structured import append_record, max_feasible_ratio, prune_channels
 
     probes: list[dict[str, Any]] = []
 
     def probe(ratio: float) -> dict[str, Any]:
         trial = copy.deepcopy(model).cpu()
         if ratio > 0:
-            prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
+            record = prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
+            header = model.compress_header  # the probe's file must replay its pruning
+            trial.compress_header = header.replace(pruning=append_record(header.pruning, record))
         facts = {
             "ratio": ratio,
             "params": count_params(trial),

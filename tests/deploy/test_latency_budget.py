@@ -1,0 +1,85 @@
+"""``compress prune --target-latency``: the budget measured where the model runs (this CPU, and the
+test's real sshd), every probe reported, the final model re-measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compress.cli import cli
+from compress.config import build
+from compress.prune.budget import LatencyBudget, measure, parse_latency
+
+
+@pytest.fixture(scope="module")
+def wide_digits(tmp_path_factory):
+    from compress.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("wide") / "m"
+    cfg = {"model": "resnet8x4", "data": {"name": "digits", "batch_size": 64}, "epochs": 1,
+           "progress": False, "device": "cpu", "output": str(out)}  # fmt: skip
+    train(build(TrainConfig, cfg), log=lambda _m: None)
+    return out / "model.safetensors"
+
+
+def test_parse_latency():
+    assert parse_latency("2ms") == 2.0 and parse_latency("500us") == 0.5
+    assert parse_latency("0.004s") == 4.0 and parse_latency(3) == 3.0
+
+
+def _budgeted(tmp_path, model, budget_ms, extra=()):
+    out = tmp_path / "p"
+    args = ["prune", str(model), "--target-latency", f"{budget_ms}ms", "--latency-batch", "32",
+            "--set", "budget.iters=20", "--set", "budget.duration=0.2", "--no-latency",
+            "-o", str(out), *extra]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text()), result.output
+
+
+def test_prune_to_a_latency_budget_on_this_cpu(tmp_path, wide_digits):
+    import compress
+
+    base = measure(
+        compress.load_model(wide_digits),
+        LatencyBudget(batch=32, iters=20, duration=0.2),
+        None,
+        print,
+    )
+    budget = 0.6 * base["p50_ms"]
+    summary, output = _budgeted(tmp_path, wide_digits, round(budget, 4))
+    lb = summary["latency_budget"]
+    probes = lb["probes"]
+    assert probes[0]["ratio"] == 0.0 and len(probes) >= 4 and "probe ratio" in output
+    assert summary["params_after"] < summary["params_before"]
+    # the final model, re-measured by the command, meets the budget within the noise it reports
+    assert lb["achieved_p50_ms"] <= lb["target_ms"] + lb["noise_ms"] + 0.1 * lb["target_ms"]
+    chosen = min((p for p in probes if p["p50_ms"] <= lb["target_ms"]), key=lambda p: p["ratio"])
+    assert summary["ratio"] == chosen["ratio"]
+
+
+def test_prune_to_a_latency_budget_over_ssh(tmp_path, wide_digits, sshd):
+    import compress
+
+    base = measure(
+        compress.load_model(wide_digits),
+        LatencyBudget(batch=32, iters=20, duration=0.2),
+        None,
+        print,
+    )
+    extra = ["--target", sshd["url"], "--set", f"budget.ssh_config={sshd['config']}",
+             "--set", f"budget.remote_python={sshd['python_no_torch']}"]  # fmt: skip
+    summary, output = _budgeted(tmp_path, wide_digits, round(0.6 * base["p50_ms"], 4), extra)
+    assert summary["latency_budget"]["target"] == sshd["url"]
+    assert f"on {sshd['url']}" in output and summary["params_after"] < summary["params_before"]
+
+
+def test_an_unreachable_budget_is_one_line(tmp_path, wide_digits):
+    result = CliRunner().invoke(
+        cli,
+        ["prune", str(wide_digits), "--target-latency", "0.0001ms", "--set", "budget.iters=5",
+         "--set", "budget.duration=0", "--no-latency", "-o", str(tmp_path / "x")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "over the 0.0001 ms budget" in result.output
