@@ -32,6 +32,12 @@ from compress.cli.common import config_options, echo, resolve_config
     help="INT8: keep the first conv and the classifier in float (default), or quantise every layer.",
 )
 @click.option(
+    "--auto-precision",
+    is_flag=True,
+    default=None,
+    help="INT8: if validation fails, keep the nodes INT8 damages most in float until it passes.",
+)
+@click.option(
     "--compare-speed/--no-compare-speed",
     default=None,
     help="INT8: time fp32 and INT8 ONNX on this CPU at the MAX batch, at most 64 (default on).",
@@ -61,6 +67,7 @@ def export(
         "activation_type": kw.pop("activation_type"),
         "float_first_last": kw.pop("float_first_last"),
         "compare_speed": kw.pop("compare_speed"),
+        "auto_precision": kw.pop("auto_precision"),
         "data_dir": kw.pop("data_dir"),
         "output": kw.pop("output"),
     }

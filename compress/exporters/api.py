@@ -156,19 +156,30 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
                 },
                 **{k: v for k, v in info.items() if k not in ("path", "seconds")},
             }
+
+            def check(path: Path = path, exporter: Any = exporter) -> dict[str, Any]:
+                try:
+                    with exporter.make_runner(path) as runner:
+                        return validate(
+                            runner,
+                            ref,
+                            precision=exporter.precision,
+                            fmt=exporter.name,
+                            model=model,
+                            onnx_path=path,
+                        )
+                except AgentError as exc:  # the runtime could not load or run the export
+                    raise CompressError(f"{exporter.name} export could not be run: {exc}") from None
+
             try:
-                with exporter.make_runner(path) as runner:
-                    entry["validation"] = validate(
-                        runner,
-                        ref,
-                        precision=exporter.precision,
-                        fmt=exporter.name,
-                        model=model,
-                        onnx_path=path,
-                    )
+                try:
+                    entry["validation"] = check()
+                except ExportValidationError as exc:
+                    if not (config.auto_precision and "sensitivity" in info):
+                        raise
+                    entry.update(auto_precision(exporter, model, ctx, info, exc, check, log))
+                    entry["validation"] = entry["auto_precision"]["validation"]
                 entry["status"] = "ok"
-            except AgentError as exc:  # the runtime could not load or run the export
-                raise CompressError(f"{exporter.name} export could not be run: {exc}") from None
             except ExportValidationError as exc:
                 entry["validation"], entry["status"] = exc.report, "validation failed"
                 _update_export_json(out, exporter.name, entry, source)
@@ -178,6 +189,79 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
             results[exporter.name] = entry
             log(describe(exporter.name, entry))
     return {"output": str(out), "formats": results}
+
+
+def auto_precision(
+    exporter: Any,
+    model: Any,
+    ctx: ExportContext,
+    info: dict[str, Any],
+    failure: ExportValidationError,
+    check: Any,
+    log: Any,
+) -> dict[str, Any]:
+    """Keep the most INT8-damaged nodes in float, 1, 2, 4, … of them, until validation passes.
+
+    Each try re-quantises with more nodes in float, validates, and measures the INT8 file
+    against fp32 on this CPU; the search stops, failing, once INT8 runs below
+    ``auto_precision_min_speedup`` × fp32 (float nodes then cost more than INT8 saves).
+
+    Returns:
+        Entry fields: the last try's ``path``-level facts and ``auto_precision`` (float nodes,
+        every try, the sensitivity ranking).
+
+    Raises:
+        ExportValidationError: no try passed before INT8 stopped paying.
+    """
+    from dataclasses import replace as dc_replace
+
+    ranking = [name for name, _ in info["sensitivity"]]
+    tries: list[dict[str, Any]] = [
+        {"float_nodes": 0, "passed": False, "failures": failure.failures}
+    ]
+    count, last = 1, failure
+    while ranking:
+        nodes = tuple(ranking[:count])
+        trial_ctx = dc_replace(ctx, float_nodes=nodes)
+        result = exporter.export(model, trial_ctx)
+        speed = result.get("speed_vs_fp32") or {}
+        record: dict[str, Any] = {"float_nodes": count, "speedup": speed.get("speedup")}
+        try:
+            report = check(Path(result["path"]))
+        except ExportValidationError as exc:
+            record.update(passed=False, failures=exc.failures)
+            tries.append(record)
+            last = exc
+            floor = exporter.settings.auto_precision_min_speedup
+            if (speed and speed["speedup"] < floor) or count >= len(ranking):
+                break  # more float nodes only make it slower: INT8 no longer pays here
+            count = min(count * 2, len(ranking))
+            continue
+        record.update(passed=True, top1=report["top1_export"], agreement=report["top1_agreement"])
+        tries.append(record)
+        log(
+            f"onnx-int8 --auto-precision: passes with {count} node(s) in float "
+            f"({', '.join(nodes)}), ×{speed.get('speedup', float('nan')):.2f} against fp32"
+        )
+        extra = {k: v for k, v in result.items() if k not in ("path", "seconds")}
+        return {
+            **extra,
+            "auto_precision": {
+                "float_nodes": list(nodes),
+                "tries": tries,
+                "sensitivity": info["sensitivity"],
+                "validation": report,
+            },
+        }
+    last.report["auto_precision"] = {"tries": tries, "sensitivity": info["sensitivity"]}
+    raise ExportValidationError(
+        exporter.name,
+        [
+            *last.failures,
+            f"--auto-precision found no float-node set that passes ({len(tries) - 1} tries)",
+        ],
+        last.report,
+    )
 
 
 def describe(fmt: str, entry: dict[str, Any]) -> str:

@@ -64,6 +64,12 @@ class ExportSettings:
             ``uint8`` (asymmetric; often faster on x86 CPUs without VNNI).
         float_first_last: keep the first conv and the classifier in float (default: all-INT8
             lost 2.8 points on the quickstart's digits student; see docs/deploy.md).
+        auto_precision: onnx-int8: when the export fails validation, rank the nodes by how
+            much INT8 damages their output (SQNR against float on calibration images) and keep
+            the worst ones in float — 1, 2, 4, … of them — until it passes; stop (and fail) once
+            the INT8 file runs slower than ``auto_precision_min_speedup`` × fp32 on this CPU.
+        auto_precision_min_speedup: the speed against fp32 below which `auto_precision` stops
+            (1.0: INT8 must at least match fp32; 0 never stops on speed).
         compare_speed: INT8 ONNX: time the fp32 and INT8 files in ONNX Runtime on this CPU at
             the batch's MAX size (at most 64) and record both in ``export.json``
             (``speed_vs_fp32``).
@@ -82,6 +88,8 @@ class ExportSettings:
     calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     activation_type: Literal["int8", "uint8"] = "uint8"
     float_first_last: bool = True
+    auto_precision: bool = False
+    auto_precision_min_speedup: float = 1.0
     compare_speed: bool = field(default=True, metadata=NO_HASH)
     workspace_gb: float = 2.0
     timing_cache: str | None = field(default=None, metadata=NO_HASH)
@@ -105,6 +113,7 @@ class ExportContext:
     calib_images: Any = None  # numpy float32 (N, C, H, W), normalised
     out_dir: Path = Path(".")
     log: Any = print
+    float_nodes: tuple[str, ...] = ()  # onnx-int8: nodes kept in float beyond the defaults
 
 
 class Exporter:

@@ -34,6 +34,10 @@ class _Calibration:
     def rewind(self) -> None:
         self.index = 0
 
+    def __iter__(self):
+        self.rewind()
+        yield from self.batches and ({self.input_name: b} for b in self.batches)
+
 
 #: The largest batch the export times (a 1024-image profile batch would take minutes on a CPU).
 SPEED_BATCH_CAP = 64
@@ -117,6 +121,7 @@ class OnnxInt8Exporter(Exporter):
             pre = Path(tmp) / "pre.onnx"
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
             exclude = float_boundary_nodes(pre) if s.float_first_last else []
+            exclude += [n for n in ctx.float_nodes if n not in exclude]
             quantized = Path(tmp) / "int8.onnx"
             quantize_static(
                 str(pre),
@@ -151,6 +156,10 @@ class OnnxInt8Exporter(Exporter):
             with atomic_path(path) as out:
                 onnx.save(proto, str(out))
             info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
+            if s.auto_precision and not ctx.float_nodes:  # the ranking --auto-precision uses
+                from compress.exporters.sensitivity import node_sqnr
+
+                info["sensitivity"] = node_sqnr(pre, path, ctx.calib_images)
             if s.compare_speed:
                 batch = min(BatchSpec.parse(s.batch).max, SPEED_BATCH_CAP)
                 info["speed_vs_fp32"] = speed = compare_speed(

@@ -169,3 +169,30 @@ def test_a_drop_of_exactly_the_tolerance_passes():
     report = validate(Fixed(), ref, precision="int8", fmt="onnx-int8", batch=100)
     assert report["passed"] and report["top1_agreement"] == 0.99
     assert round(report["accuracy_delta"], 9) == -0.01
+
+
+def test_auto_precision_records_its_search_and_fails_in_one_line_when_nothing_passes(tmp_path):
+    """MobileNetV2 on 8×8 digits: INT8 breaks it (under 80 % top-1 agreement) whatever is kept in
+    float, and runs slower than fp32 there; --auto-precision tries 1, 2, 4, … float nodes in the
+    order of their measured damage, records every try, and says it found nothing."""
+    from click.testing import CliRunner
+
+    from compress.cli import cli
+    from compress.config import build
+    from compress.train import TrainConfig, train
+
+    cfg = {"model": "mobilenetv2", "data": {"name": "digits"}, "epochs": 3, "progress": False,
+           "device": "cpu", "output": str(tmp_path / "m")}  # fmt: skip
+    train(build(TrainConfig, cfg), log=lambda _m: None)
+    out = tmp_path / "e"
+    args = ["export", str(tmp_path / "m" / "model.safetensors"), "--format", "onnx-int8",
+            "--auto-precision", "--set", "auto_precision_min_speedup=0", "-o", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
+    search = entry["validation"]["auto_precision"]
+    counts = [t["float_nodes"] for t in search["tries"]]
+    assert counts[:3] == [0, 1, 2] and counts == sorted(counts)
+    ranking = search["sensitivity"]
+    assert len(ranking) > 10 and [s for _, s in ranking] == sorted(s for _, s in ranking)
+    assert entry["status"] == "validation failed" and result.exit_code == 2
+    assert "--auto-precision found no float-node set" in result.output
