@@ -71,6 +71,12 @@ class Group(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:  # `compress … | head`: the reader left; nothing is wrong
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
         except Exception as exc:
             from compress.runtime.errors import AgentError  # stdlib only: cheap, on errors only
 

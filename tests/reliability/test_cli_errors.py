@@ -427,3 +427,18 @@ def test_onnx_shape_mismatch_is_one_line_naming_both_shapes(tmp_path):
         AgentError, match=r"expected images of shape \(N, 1, 8, 8\), got \(1, 3, 32, 32\)"
     ):
         runner.infer(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_a_closed_pipe_is_not_an_internal_error():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compress", "models"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line, as `| head -0` would do
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "internal error" not in err and "Traceback" not in err
