@@ -21,6 +21,9 @@ class Task(nn.Module):
 
     frozen: tuple[str, ...] = ()
     model: nn.Module
+    #: optimiser steps per batch: 1, or more for a task that updates its networks in turn
+    #: (`substep` gives each step's losses; DML's alternating update)
+    substeps: int = 1
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters the optimiser updates (everything outside the frozen modules)."""
@@ -55,6 +58,10 @@ class Task(nn.Module):
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Hook called before each epoch (0-based) — for loss-weight schedules and warm-ups."""
+
+    def substep(self, index: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The losses of sequential update `index` of a batch (tasks with ``substeps > 1``)."""
+        raise NotImplementedError
 
     def deployable(
         self, eval_loader: object, autocast_dtype: torch.dtype | None = None

@@ -169,6 +169,12 @@ def fit(
     loggers = make_loggers(settings.loggers, out, settings) if main else []
     step_loggers = [lg for lg in loggers if not isinstance(lg, CSVLogger)]  # per-step scalars
     parallel = wrap(task, device)  # DDP over what trains; teachers stay frozen replicas
+    substeps = task.substeps
+    if substeps > 1 and (dist.enabled or settings.compile):
+        raise CompressError(
+            "this method updates its networks one after another within a step, which torchrun "
+            "and torch.compile do not support here; run it in one process without --compile"
+        )
     step_fn = torch.compile(parallel) if settings.compile else parallel
     progress = Progress(settings.progress)
     history_rate: list[float] = []
@@ -190,34 +196,37 @@ def fit(
                 if amp is not None
                 else contextlib.nullcontext()
             )
-            with ctx:
-                outputs = step_fn(x, y)
-            loss = outputs["loss"]
-            finite = torch.isfinite(loss.detach())
-            if device.type == "cpu":
-                if not bool(finite):
-                    _diverged(
-                        out,
-                        epoch,
-                        i,
-                        steps_per_epoch,
-                        global_step,
-                        loss,
-                        start_epoch > 0 or epoch > 0,
+            for sub in range(substeps):  # 1, or a task's sequential updates (DML alternating)
+                with ctx:
+                    step_out = step_fn(x, y) if substeps == 1 else task.substep(sub, x, y)
+                if sub == 0:
+                    outputs = step_out  # logged and counted: the first (the saved) network's
+                loss = step_out["loss"]
+                finite = torch.isfinite(loss.detach())
+                if device.type == "cpu":
+                    if not bool(finite):
+                        _diverged(
+                            out,
+                            epoch,
+                            i,
+                            steps_per_epoch,
+                            global_step,
+                            loss,
+                            start_epoch > 0 or epoch > 0,
+                        )
+                else:
+                    first_bad = torch.where(
+                        (~finite) & (first_bad < 0), torch.as_tensor(i, device=device), first_bad
                     )
-            else:
-                first_bad = torch.where(
-                    (~finite) & (first_bad < 0), torch.as_tensor(i, device=device), first_bad
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if settings.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(
-                    list(task.trainable_parameters()), settings.grad_clip
-                )
-            scaler.step(optimizer)
-            scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if settings.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(
+                        list(task.trainable_parameters()), settings.grad_clip
+                    )
+                scaler.step(optimizer)
+                scaler.update()
             epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             scheduler.step()
             global_step += 1

@@ -200,3 +200,36 @@ def test_dml_can_keep_its_best_peer(tmp_path):
     lines = _metrics(tmp_path / "d")
     for r in lines:
         assert r["top1"] == max(r["peer_top1"]) and r["peer_top1"][r["best_peer"]] == r["top1"]
+
+
+def test_dml_alternating_update_uses_the_peers_fresh_predictions(tmp_path):
+    import torch.nn.functional as F
+
+    student = create_model("resnet8", num_classes=10, in_channels=3)
+    spec = METHODS.get("dml")
+    settings = build(
+        DistillConfig, {"method": "dml", "method_args": {"update": "alternating"}}
+    ).settings()
+    ctx = DistillContext(info=_Info(), device=torch.device("cpu"), log=lambda _m: None)
+    task = spec.build(student, None, settings, ctx).eval()  # eval: BatchNorm stays put
+    assert task.substeps == 2
+    x, y = torch.randn(6, 3, 32, 32), torch.arange(6) % 10
+    opt = torch.optim.SGD(task.parameters(), lr=0.5)
+    task.substep(0, x, y)["loss"].backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        fresh = task.model(x)  # peer 0 after its own step of this batch
+    out = task.substep(1, x, y)
+    z = task.peers[0](x)
+    expected = F.kl_div(F.log_softmax(z, 1), F.softmax(fresh, 1), reduction="batchmean")
+    assert float(out["kl"]) == pytest.approx(float(expected.detach()), rel=1e-6)
+
+
+def test_dml_alternating_trains_through_the_engine(tmp_path):
+    cfg = _digits_run(tmp_path, "dml", epochs=1, output=str(tmp_path / "a"))
+    cfg["method_args"] = {"update": "alternating"}
+    summary = distill(build(DistillConfig, cfg), log=lambda _m: None)
+    assert summary["top1"] > 0.2
+    config = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert config["method_args"]["update"] == "alternating"

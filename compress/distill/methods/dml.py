@@ -18,13 +18,16 @@ class DMLSettings:
 
     Attributes: cohort (students trained together, ≥ 2); temperature; kl_weight; keep
     (``first``: save the first student, as before; ``best``: after every epoch, save the peer
-    with the best test top-1).
+    with the best test top-1); update (``joint``: every peer steps from one summed loss;
+    ``alternating``: the paper's update, peer after peer within each batch, each against the
+    others' predictions *after* their own step of that batch).
     """
 
     cohort: int = 2
     temperature: float = 1.0
     kl_weight: float = 1.0
     keep: Literal["first", "best"] = "first"
+    update: Literal["joint", "alternating"] = "joint"
 
     def __post_init__(self) -> None:
         if self.cohort < 2:
@@ -38,6 +41,29 @@ class DML(Distiller):
         super().__init__(student, None)
         self.peers = nn.ModuleList(peers)
         self.s = settings
+        self.substeps = len(peers) + 1 if settings.update == "alternating" else 1
+
+    def _peer_loss(self, z: torch.Tensor, others: list[torch.Tensor], y: torch.Tensor):
+        t = self.s.temperature
+        log_p = F.log_softmax(z / t, dim=1)
+        kl = torch.stack(
+            [
+                F.kl_div(log_p, F.softmax(o / t, dim=1), reduction="batchmean") * t * t
+                for o in others
+            ]
+        ).mean()
+        ce = F.cross_entropy(z, y)
+        return ce, kl
+
+    def substep(self, index: int, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Peer `index`'s update: its CE plus KL toward the others' current (fresh) predictions."""
+        cohort = [self.model, *self.peers]
+        with torch.no_grad():
+            others = [m(x) for j, m in enumerate(cohort) if j != index]
+        z = cohort[index](x)
+        ce, kl = self._peer_loss(z, others, y)
+        loss = ce + self.s.kl_weight * kl
+        return {"loss": loss, "logits": z, "ce": ce.detach(), "kl": kl.detach()}
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
         t = self.s.temperature
