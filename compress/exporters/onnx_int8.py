@@ -14,30 +14,8 @@ from typing import Any
 
 from compress.artifacts import atomic_path
 from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
+from compress.exporters.calibration import Calibration
 from compress.exporters.onnx import export_onnx, provenance
-
-
-class _Calibration:
-    """ONNX Runtime's CalibrationDataReader over a float32 array, in batches."""
-
-    def __init__(self, images: Any, input_name: str, batch: int = 32) -> None:
-        self.batches = [images[i : i + batch] for i in range(0, len(images), batch)]
-        self.input_name = input_name
-        self.index = 0
-
-    def get_next(self) -> dict[str, Any] | None:
-        if self.index >= len(self.batches):
-            return None
-        self.index += 1
-        return {self.input_name: self.batches[self.index - 1]}
-
-    def rewind(self) -> None:
-        self.index = 0
-
-    def __iter__(self):
-        self.rewind()
-        yield from self.batches and ({self.input_name: b} for b in self.batches)
-
 
 #: The largest batch the export times (a 1024-image profile batch would take minutes on a CPU).
 SPEED_BATCH_CAP = 64
@@ -126,7 +104,7 @@ class OnnxInt8Exporter(Exporter):
             quantize_static(
                 str(pre),
                 str(quantized),
-                _Calibration(ctx.calib_images, "input"),
+                Calibration(ctx.calib_images, "input"),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 weight_type=QuantType.QInt8,

@@ -28,7 +28,7 @@ def node_sqnr(fp32: Path, int8: Path, images: Any, *, limit: int = 128) -> list[
     import onnx
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
-    from compress.exporters.onnx_int8 import _Calibration
+    from compress.exporters.calibration import Calibration
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     producer = {
@@ -39,8 +39,8 @@ def node_sqnr(fp32: Path, int8: Path, images: Any, *, limit: int = 128) -> list[
         f_aug, q_aug = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
         dbg.modify_model_output_intermediate_tensors(str(fp32), str(f_aug))
         dbg.modify_model_output_intermediate_tensors(str(int8), str(q_aug))
-        f_act = dbg.collect_activations(str(f_aug), _Calibration(data, "input"))
-        q_act = dbg.collect_activations(str(q_aug), _Calibration(data, "input"))
+        f_act = dbg.collect_activations(str(f_aug), Calibration(data, "input"))
+        q_act = dbg.collect_activations(str(q_aug), Calibration(data, "input"))
     errors = dbg.compute_activation_error(dbg.create_activation_matching(q_act, f_act))
     ranked = [
         (producer[tensor], float(err["xmodel_err"]))
