@@ -204,9 +204,14 @@ class _Checker:
         self.source = source
 
     def fail(self, key: str, problem: str) -> None:
+        if not key.isprintable():  # a hostile field name must not break the one-line message
+            key = repr(key)
         raise ModelFileError(
-            f"'{self.source}' has an invalid header: {key} {problem}; the file is corrupt or was "
-            "not written by compress (re-create it, or bring weights in with `compress import`)"
+            " ".join(
+                f"'{self.source}' has an invalid header: {key} {problem}; the file is corrupt or "
+                "was not written by compress (re-create it, or bring weights in with `compress "
+                "import`)".split()
+            )
         )
 
     def json_size(self, data: Any) -> None:
