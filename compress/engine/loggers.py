@@ -145,7 +145,7 @@ def curves_plot(records: list[dict[str, Any]], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compress.atomic import atomic_path
+    from compress.report.plots import save_figure
 
     epochs = [r["epoch"] for r in records]
     losses = [
@@ -174,8 +174,4 @@ def curves_plot(records: list[dict[str, Any]], path: Path) -> Path | None:
     right.set_ylabel("top-1 (%)")
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

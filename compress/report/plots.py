@@ -17,14 +17,26 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out `fig`, write it as PNG atomically, close it."""
+    import matplotlib.pyplot as plt
+
+    from compress.artifacts import atomic_path
+
+    fig.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return target
+
+
 def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> Path:
     """Write the plot of the rows whose status is ok (PNG, atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from compress.artifacts import atomic_path
 
     ok = [
         r for r in rows if r.get("status") == "ok" and r.get("p50_ms") and r.get("top1") is not None
@@ -57,12 +69,7 @@ def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> 
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no format ran", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
+    return save_figure(fig, path)
 
 
 def study_plot(
@@ -73,8 +80,6 @@ def study_plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from compress.artifacts import atomic_path
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for i, method in enumerate(methods):
@@ -98,9 +103,4 @@ def study_plot(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target
+    return save_figure(fig, path)
