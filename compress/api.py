@@ -33,12 +33,11 @@ class Result:
 
 
 def _settings(cls: type, options: dict[str, Any] | None, kwargs: dict[str, Any]) -> Any:
-    from compress.config import build, merge
+    from compress.config import build, deep_merge, merge
 
-    data = merge(dict(options or {}), {})
     dotted = {k: v for k, v in kwargs.items() if "." in k}
-    plain = {k: v for k, v in kwargs.items() if "." not in k}
-    data = merge({**data, **plain}, dotted)
+    plain = {k: v for k, v in kwargs.items() if "." not in k and v is not None}
+    data = merge(deep_merge(options or {}, plain), dotted)  # keywords win, nested keys merge
     return build(cls, data, where=f"compress.{cls.__name__}")
 
 

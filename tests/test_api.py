@@ -102,3 +102,16 @@ def test_wandb_logger_offline(tmp_path):
         output=str(out), **QUIET,
     )  # fmt: skip
     assert any((out / "wandb").iterdir())
+
+
+def test_keywords_merge_into_the_dict_key_by_key():
+    from compress.api import _settings
+    from compress.train import TrainConfig
+
+    config = _settings(
+        TrainConfig,
+        {"data": {"name": "fashion-mnist", "batch_size": 16}, "epochs": 3},
+        {"data": {"batch_size": 32}, "optim.lr": 0.2, "seed": None},
+    )
+    assert config.data.name == "fashion-mnist" and config.data.batch_size == 32
+    assert config.optim.lr == 0.2 and config.epochs == 3 and config.seed == 0
