@@ -21,7 +21,10 @@ def models(pattern: str | None, params: bool) -> None:
         if params:
             line += f"  {count_params(create_model(name)) / 1e6:8.3f} M"
         echo(line)
-    echo("also: wrn_{depth}_{width} (any), torchvision.<any torchvision classifier>")
+    echo(
+        "also: wrn_{depth}_{width} (any), torchvision.<any torchvision classifier>, timm.<any timm "
+        "model> (extra: timm), and compress.models entry-point plugins"
+    )
 
 
 @click.group("datasets", invoke_without_command=True)

@@ -1,0 +1,133 @@
+"""Compress to a budget on Fashion-MNIST: INT8 auto-precision and latency-budget pruning.
+
+1. MobileNetV2's INT8 export with the default settings (uint8 activations, first/last layers in
+   float) against ``--auto-precision``: status, top-1 change, agreement, float nodes, speed vs
+   fp32 (each measured in the same export).
+2. ``compress prune --target-latency`` of resnet8x4 and MobileNetV2 at two budgets each (70 %
+   and 50 % of the unpruned model's median latency, measured first in the same run), ONNX
+   Runtime on this CPU at batch 1, then ``--finetune-epochs`` of fine-tuning: target vs
+   achieved latency, accuracy before and after, probes taken.
+
+    python benchmarks/budget.py --out /tmp/bench-budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from pathlib import Path
+
+from compress.artifacts import load_model
+from compress.config import build
+from compress.exporters.api import export
+from compress.exporters.base import ExportConfig
+from compress.exporters.validate import ExportValidationError
+from compress.prune.api import prune
+from compress.prune.budget import LatencyBudget, measure
+from compress.prune.config import PruneConfig
+from compress.train import TrainConfig, train
+
+
+def trained(out: Path, model: str, args) -> Path:
+    path = out / model / "model.safetensors"
+    if not path.exists():
+        train(
+            build(
+                TrainConfig,
+                {
+                    "model": model,
+                    "data": {
+                        "name": "fashion-mnist",
+                        "batch_size": 64,
+                        "train_subset": args.subset,
+                    },
+                    "epochs": args.epochs,
+                    "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+                    "schedule": {"name": "cosine", "warmup_epochs": 0.2},
+                    "progress": False,
+                    "device": "cpu",
+                    "output": str(out / model),
+                },
+            ),
+            log=lambda _m: None,
+        )
+    return path
+
+
+def int8_row(model: Path, out: Path, auto: bool) -> str:
+    config = ExportConfig(
+        model=str(model), format="onnx-int8", output=str(out), auto_precision=auto
+    )
+    with contextlib.suppress(ExportValidationError):  # a result: export.json has it
+        export(config, log=lambda _m: None)
+    entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
+    v = entry["validation"]
+    search = entry.get("auto_precision") or v.get("auto_precision") or {}
+    speed = entry.get("speed_vs_fp32") or {}
+    tries = len(search.get("tries", [])) - 1 if search else 0
+    floats = len(search.get("float_nodes", []))
+    return (
+        f"| {'auto-precision' if auto else 'default'} | {entry['status']} | "
+        f"{100 * v['accuracy_delta']:+.2f} | {100 * v['top1_agreement']:.2f}% | {floats} | {tries} | "
+        f"{speed.get('fp32_ms', float('nan')):.2f} | {speed.get('int8_ms', float('nan')):.2f} | "
+        f"{speed.get('speedup', float('nan')):.2f} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/bench/budget")
+    ap.add_argument("--subset", type=int, default=8000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--finetune-epochs", type=int, default=1)
+    args = ap.parse_args()
+    out = Path(args.out)
+    models = {m: trained(out, m, args) for m in ("resnet8x4", "mobilenetv2")}
+
+    print("MobileNetV2 INT8 (ONNX Runtime, this CPU, batch 64 for the speed):\n")
+    print(
+        "| export | status | top-1 change (points) | agreement | float nodes | tries | fp32 ms | int8 ms | speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for auto in (False, True):
+        print(int8_row(models["mobilenetv2"], out / f"int8-{'auto' if auto else 'plain'}", auto))
+
+    print("\nLatency-budget pruning (ONNX Runtime, this CPU, batch 1):\n")
+    print(
+        "| model | unpruned p50 ms | target ms | achieved p50 ms (p90) | ratio | probes | params | top-1 before → pruned → fine-tuned |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    budget = LatencyBudget(batch=1, iters=200, duration=1.0)
+    for name, path in models.items():
+        base = measure(load_model(path), budget, None, lambda _m: None)["p50_ms"]
+        for share in (0.7, 0.5):
+            target = round(share * base, 4)
+            run = out / f"prune-{name}-{share}"
+            summary = prune(
+                build(
+                    PruneConfig,
+                    {
+                        "model": str(path),
+                        "target_latency": target,
+                        "budget": {"batch": 1, "iters": 200, "duration": 1.0},
+                        "finetune_epochs": args.finetune_epochs,
+                        "data": {"train_subset": args.subset},
+                        "latency": False,
+                        "device": "cpu",
+                        "progress": False,
+                        "output": str(run),
+                    },
+                ),
+                log=lambda _m: None,
+            )
+            lb = summary["latency_budget"]
+            print(
+                f"| {name} | {base:.3f} | {target:.3f} | {lb['achieved_p50_ms']:.3f} ({lb['achieved_p90_ms']:.3f}) | "
+                f"{summary['ratio']:.3f} | {len(lb['probes'])} | {summary['params_before']:,} → {summary['params_after']:,} | "
+                f"{100 * summary['top1_before']:.2f}% → {100 * summary['top1_pruned']:.2f}% → {100 * summary['top1']:.2f}% |"
+            )
+
+
+if __name__ == "__main__":
+    main()
