@@ -1,11 +1,13 @@
 """Compress to a budget on Fashion-MNIST: INT8 auto-precision and latency-budget pruning.
 
 1. MobileNetV2's INT8 export with the default settings (uint8 activations, first/last layers in
-   float) against ``--auto-precision``: status, top-1 change, agreement, float nodes, speed vs
-   fp32 (each measured in the same export).
-2. ``compress prune --target-latency`` of resnet8x4 and MobileNetV2 at two budgets each (70 %
-   and 50 % of the unpruned model's median latency, measured first in the same run), ONNX
-   Runtime on this CPU at batch 1, then ``--finetune-epochs`` of fine-tuning: target vs
+   float), with the depthwise convolutions in float, with ``--auto-precision``, and the same
+   with every layer INT8: status, top-1 change, agreement, float nodes, speed vs fp32 (each
+   measured in the same export).
+2. ``compress prune --target-latency`` of resnet8x4 and MobileNetV2 at two budgets each (a share
+   of the unpruned model's median latency, ``--target-latency 70%``, measured first in the same
+   run: 70 % and 50 % for resnet8x4, 90 % and 85 % for MobileNetV2), ONNX Runtime on this CPU
+   at batch 1, then ``--finetune-epochs`` of fine-tuning: target vs
    achieved latency, accuracy before and after, probes taken.
 
     python benchmarks/budget.py --out /tmp/bench-budget
@@ -18,13 +20,11 @@ import contextlib
 import json
 from pathlib import Path
 
-from compress.artifacts import load_model
 from compress.config import build
 from compress.exporters.api import export
 from compress.exporters.base import ExportConfig
 from compress.exporters.validate import ExportValidationError
 from compress.prune.api import prune
-from compress.prune.budget import LatencyBudget, measure
 from compress.prune.config import PruneConfig
 from compress.train import TrainConfig, train
 
@@ -55,10 +55,8 @@ def trained(out: Path, model: str, args) -> Path:
     return path
 
 
-def int8_row(model: Path, out: Path, auto: bool) -> str:
-    config = ExportConfig(
-        model=str(model), format="onnx-int8", output=str(out), auto_precision=auto
-    )
+def int8_row(model: Path, out: Path, label: str, **settings) -> str:
+    config = ExportConfig(model=str(model), format="onnx-int8", output=str(out), **settings)
     with contextlib.suppress(ExportValidationError):  # a result: export.json has it
         export(config, log=lambda _m: None)
     entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
@@ -66,9 +64,9 @@ def int8_row(model: Path, out: Path, auto: bool) -> str:
     search = entry.get("auto_precision") or v.get("auto_precision") or {}
     speed = entry.get("speed_vs_fp32") or {}
     tries = len(search.get("tries", [])) - 1 if search else 0
-    floats = len(search.get("float_nodes", []))
+    floats = len(search.get("float_nodes") or entry.get("calibration", {}).get("float_nodes") or [])
     return (
-        f"| {'auto-precision' if auto else 'default'} | {entry['status']} | "
+        f"| {label} | {entry['status']} | "
         f"{100 * v['accuracy_delta']:+.2f} | {100 * v['top1_agreement']:.2f}% | {floats} | {tries} | "
         f"{speed.get('fp32_ms', float('nan')):.2f} | {speed.get('int8_ms', float('nan')):.2f} | "
         f"{speed.get('speedup', float('nan')):.2f} |"
@@ -90,26 +88,34 @@ def main() -> None:
         "| export | status | top-1 change (points) | agreement | float nodes | tries | fp32 ms | int8 ms | speed-up |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for auto in (False, True):
-        print(int8_row(models["mobilenetv2"], out / f"int8-{'auto' if auto else 'plain'}", auto))
+    variants = {
+        "default (first/last float)": {},
+        "--float-depthwise": {"float_depthwise": True},
+        "--auto-precision": {"auto_precision": True},
+        "--all-int8": {"float_first_last": False},
+        "--all-int8 --auto-precision": {"float_first_last": False, "auto_precision": True},
+    }
+    for i, (label, settings) in enumerate(variants.items()):
+        print(int8_row(models["mobilenetv2"], out / f"int8-{i}", label, **settings))
 
     print("\nLatency-budget pruning (ONNX Runtime, this CPU, batch 1):\n")
     print(
-        "| model | unpruned p50 ms | target ms | achieved p50 ms (p90) | ratio | probes | params | top-1 before → pruned → fine-tuned |"
+        "| model | unpruned p50 ms | target ms | achieved p50 ms (p90) | noise ms | met | ratio | probes (confirmations) | params | top-1 before → pruned → fine-tuned |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    budget = LatencyBudget(batch=1, iters=200, duration=1.0)
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    # MobileNetV2's batch-1 time barely follows its channels: at the most pruning round_to 8
+    # allows (ratio 0.333) it still takes about 80 % of its unpruned time, so its budgets are
+    # 90 % and 85 %.
+    shares = {"resnet8x4": (0.7, 0.5), "mobilenetv2": (0.9, 0.85)}
     for name, path in models.items():
-        base = measure(load_model(path), budget, None, lambda _m: None)["p50_ms"]
-        for share in (0.7, 0.5):
-            target = round(share * base, 4)
+        for share in shares[name]:
             run = out / f"prune-{name}-{share}"
             summary = prune(
                 build(
                     PruneConfig,
                     {
                         "model": str(path),
-                        "target_latency": target,
+                        "target_latency": f"{100 * share:g}%",
                         "budget": {"batch": 1, "iters": 200, "duration": 1.0},
                         "finetune_epochs": args.finetune_epochs,
                         "data": {"train_subset": args.subset},
@@ -122,9 +128,13 @@ def main() -> None:
                 log=lambda _m: None,
             )
             lb = summary["latency_budget"]
+            base = lb["probes"][0]["p50_ms"]
             print(
-                f"| {name} | {base:.3f} | {target:.3f} | {lb['achieved_p50_ms']:.3f} ({lb['achieved_p90_ms']:.3f}) | "
-                f"{summary['ratio']:.3f} | {len(lb['probes'])} | {summary['params_before']:,} → {summary['params_after']:,} | "
+                f"| {name} | {base:.3f} | {lb['target_ms']:.3f} ({100 * share:g}%) | "
+                f"{lb['achieved_p50_ms']:.3f} ({lb['achieved_p90_ms']:.3f}) | "
+                f"{lb['noise_ms']:.3f} | {'yes' if lb['met'] else 'no'} | {summary['ratio']:.3f} | "
+                f"{len(lb['probes'])} ({sum(p['confirm'] for p in lb['probes'])}) | "
+                f"{summary['params_before']:,} → {summary['params_after']:,} | "
                 f"{100 * summary['top1_before']:.2f}% → {100 * summary['top1_pruned']:.2f}% → {100 * summary['top1']:.2f}% |"
             )
 

@@ -104,14 +104,24 @@ def _train_row(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _prune_row(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"top-1": summary.get("top1"), "params": summary.get("params_after")}
+    row = {"top-1": summary.get("top1"), "params": summary.get("params_after")}
+    lb = summary.get("latency_budget")
+    if lb:  # budget vs achieved, as measured on the budget's target
+        row["budget"] = (
+            f"{lb['target_ms']:.4g} ms → p50 {lb['achieved_p50_ms']:.3f} ms "
+            f"(±{lb['noise_ms']:.3f}, {'met' if lb.get('met') else 'over'})"
+        )
+    return row
 
 
 def _export_row(summary: dict[str, Any]) -> dict[str, Any]:
-    checks = [
-        f"{fmt} {100 * e['validation']['top1_export']:.2f}%"
-        for fmt, e in summary.get("formats", {}).items()
-    ]
+    checks = []
+    for fmt, e in summary.get("formats", {}).items():
+        check = f"{fmt} {100 * e['validation']['top1_export']:.2f}%"
+        floats = (e.get("auto_precision") or {}).get("float_nodes")
+        if floats is not None:
+            check += f" ({len(floats)} float nodes)"
+        checks.append(check)
     return {"exports": ", ".join(checks)}
 
 

@@ -148,3 +148,38 @@ def test_dry_run_says_what_each_stage_would_do_and_why(tmp_path):
     assert plan() == {"t": "skip", "s": "skip"}
     assert plan("--set", "s.epochs=2") == {"t": "skip", "s": "re-run"}
     assert plan("--set", "t.epochs=2") == {"t": "re-run", "s": "re-run"}  # its input is remade
+
+
+def test_budget_stages_show_budget_against_achieved(tmp_path):
+    """``prune: {target_latency: 60%}`` and ``export: {auto_precision: true}`` as pipeline stages;
+    the run's table shows the budget against the latency achieved, and the float nodes."""
+    stages = [
+        {"name": "teacher", "type": "train", "model": "resnet8x4", "epochs": 1, "progress": False},
+        {
+            "name": "pruned",
+            "type": "prune",
+            "model": "teacher",
+            "target_latency": "60%",
+            "budget": {"batch": 32, "iters": 20, "duration": 0.2},
+            "latency": False,
+        },
+        {
+            "name": "export",
+            "type": "export",
+            "model": "pruned",
+            "format": "onnx-int8",
+            "auto_precision": True,
+            "compare_speed": False,
+        },
+    ]
+    path = _write(tmp_path, stages, defaults={"data": {"name": "digits", "batch_size": 32}})
+    results = run_pipeline(path, output=tmp_path / "out", log=lambda _m: None)
+    lb = results[1].summary["latency_budget"]
+    assert lb["share"] == 0.6 and lb["target_ms"] < lb["probes"][0]["p50_ms"]
+    table = results_table(results)
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert "budget" in header and "exports" in header
+    row = [c.strip() for c in table.splitlines()[3].strip("|").split("|")]
+    assert row[header.index("budget")].startswith(f"{lb['target_ms']:.4g} ms → p50 ")
+    assert row[header.index("budget")].endswith("met)" if lb["met"] else "over)")
+    assert results[2].summary["formats"]["onnx-int8"]["validation"]["passed"]

@@ -32,6 +32,12 @@ from compress.cli.common import config_options, echo, resolve_config
     help="INT8: keep the first conv and the classifier in float (default), or quantise every layer.",
 )
 @click.option(
+    "--float-depthwise",
+    is_flag=True,
+    default=None,
+    help="INT8: keep depthwise (grouped) convolutions in float too.",
+)
+@click.option(
     "--auto-precision",
     is_flag=True,
     default=None,
@@ -67,6 +73,7 @@ def export(
         "activation_type": kw.pop("activation_type"),
         "float_first_last": kw.pop("float_first_last"),
         "compare_speed": kw.pop("compare_speed"),
+        "float_depthwise": kw.pop("float_depthwise"),
         "auto_precision": kw.pop("auto_precision"),
         "data_dir": kw.pop("data_dir"),
         "output": kw.pop("output"),

@@ -23,7 +23,7 @@ from compress.cli.common import config_options, echo, resolve_config
 )
 @click.option(
     "--target-latency",
-    help="Instead of --ratio: a latency budget such as 2ms, measured on --target with --runtime.",
+    help="Instead of --ratio: a latency budget such as 2ms, or 60% of the unpruned model's, measured on --target with --runtime.",
 )
 @click.option("--latency-batch", type=int, help="Batch size of the latency budget (default 1).")
 @click.option(

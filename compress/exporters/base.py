@@ -64,6 +64,8 @@ class ExportSettings:
             ``uint8`` (asymmetric; often faster on x86 CPUs without VNNI).
         float_first_last: keep the first conv and the classifier in float (default: all-INT8
             lost 2.8 points on the quickstart's digits student; see docs/deploy.md).
+        float_depthwise: onnx-int8: keep every depthwise convolution (a Conv whose ``group``
+            is above 1) in float as well; MobileNet-style models lose the most accuracy there.
         auto_precision: onnx-int8: when the export fails validation, rank the nodes by how
             much INT8 damages their output (SQNR against float on calibration images) and keep
             the worst ones in float — 1, 2, 4, … of them — until it passes; stop (and fail) once
@@ -88,6 +90,7 @@ class ExportSettings:
     calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     activation_type: Literal["int8", "uint8"] = "uint8"
     float_first_last: bool = True
+    float_depthwise: bool = False
     auto_precision: bool = False
     auto_precision_min_speedup: float = 1.0
     compare_speed: bool = field(default=True, metadata=NO_HASH)

@@ -19,6 +19,8 @@ from compress.exporters.onnx import export_onnx, provenance
 
 #: The largest batch the export times (a 1024-image profile batch would take minutes on a CPU).
 SPEED_BATCH_CAP = 64
+#: Timed calls of each file in the speed comparison (fewer for a slow model).
+SPEED_REPEATS = 50
 
 
 def compare_speed(
@@ -28,8 +30,9 @@ def compare_speed(
 
     INT8 is not always faster (quantise/dequantise nodes cost more than they save on tiny models
     and on CPUs without int8 dot-product instructions), so the export records what it measured.
-    Each file gets 2 warm-up calls, then 10 timed calls, or fewer (at least 3) when one fp32
-    call shows that 10 would take longer than `budget_s`.
+    Each file gets 2 warm-up calls, then the two files are called in turn — fp32, INT8, fp32, … —
+    so that a change of clock or load in the middle touches both alike: 50 timed calls each, or
+    fewer (at least 3) when one fp32 call shows that 50 pairs would take longer than `budget_s`.
 
     Returns:
         ``{"batch", "repeats", "fp32_ms", "int8_ms", "speedup"}`` (speedup = fp32 / int8).
@@ -45,11 +48,14 @@ def compare_speed(
         "int8_ms": make_runner("onnxruntime", str(int8)),
     }
     first_ms = time_calls(lambda: runners["fp32_ms"].infer(x), warmup=1, repeats=1)[0]
-    repeats = max(3, min(10, int(1000 * budget_s / max(first_ms, 1e-3))))
-    ms = {
-        key: percentile(time_calls(lambda run=run: run.infer(x), warmup=2, repeats=repeats), 50)
-        for key, run in runners.items()
-    }
+    repeats = max(3, min(SPEED_REPEATS, int(1000 * budget_s / max(2 * first_ms, 1e-3))))
+    for run in runners.values():
+        time_calls(lambda run=run: run.infer(x), warmup=2, repeats=0)
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    for _ in range(repeats):
+        for key, run in runners.items():
+            times[key] += time_calls(lambda run=run: run.infer(x), warmup=0, repeats=1)
+    ms = {key: percentile(values, 50) for key, values in times.items()}
     return {"batch": batch, "repeats": repeats, **ms, "speedup": ms["fp32_ms"] / ms["int8_ms"]}
 
 
@@ -61,6 +67,18 @@ def float_boundary_nodes(path: Path) -> list[str]:
     convs = [n.name for n in graph.node if n.op_type == "Conv"]
     heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
     return ([convs[0]] if convs else []) + ([heads[-1]] if heads else [])
+
+
+def grouped_convs(path: Path) -> list[str]:
+    """Names of the Conv nodes with ``group`` > 1 (depthwise and grouped convolutions)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
 
 
 class OnnxInt8Exporter(Exporter):
@@ -99,6 +117,8 @@ class OnnxInt8Exporter(Exporter):
             pre = Path(tmp) / "pre.onnx"
             quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
             exclude = float_boundary_nodes(pre) if s.float_first_last else []
+            if s.float_depthwise:
+                exclude += [n for n in grouped_convs(pre) if n not in exclude]
             exclude += [n for n in ctx.float_nodes if n not in exclude]
             quantized = Path(tmp) / "int8.onnx"
             quantize_static(

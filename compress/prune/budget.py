@@ -4,8 +4,12 @@ The ratio is searched by bisection; every probe prunes a copy of the model exact
 prune will (same importance, rounding, BatchNorm recalibration left to the real run), writes it
 as a model file and measures it with the profiler on the target — this CPU, or a device over
 SSH with onnxruntime or TensorRT — at the budget's batch size. The smallest ratio whose median
-latency meets the budget wins; every probe (ratio, params, MACs, p50 and p90 latency) is
-reported. Fewer MACs is not the same as faster, which is why this measures instead of counting.
+latency meets the budget is then measured a second time, and it wins only if it meets the budget
+again; otherwise that pruned model is refuted and the search probes between it and the next
+passing ratio (at most ``CONFIRM`` rounds), so that one lucky measurement near the boundary
+cannot pick a model that is over budget. Every probe
+(ratio, params, MACs, p50 and p90 latency, and whether it was a confirmation) is reported.
+Fewer MACs is not the same as faster, which is why this measures instead of counting.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from compress.errors import CompressError
 
 #: Bisection steps after the two ends are measured.
 STEPS = 6
+#: Rounds of confirmation (a second measurement of the smallest passing ratio).
+CONFIRM = 3
 
 
 @dataclass
@@ -55,7 +61,10 @@ class LatencyBudget:
 
 
 def parse_latency(text: str | float | None) -> float | None:
-    """``"2ms"``, ``"2.5"`` or ``0.002s`` → milliseconds (``None`` stays ``None``)."""
+    """``"2ms"``, ``"2.5"`` or ``0.002s`` → milliseconds (``None`` stays ``None``).
+
+    A share of the unpruned model's own latency (``"60%"``) is parsed by `parse_share`.
+    """
     if text is None or isinstance(text, (int, float)):
         return None if text is None else float(text)
     value = str(text).strip().lower()
@@ -69,10 +78,27 @@ def parse_latency(text: str | float | None) -> float | None:
     try:
         ms = float(value) * scale
     except ValueError:
-        raise CompressError(f"--target-latency expects a time such as 2ms, got '{text}'") from None
+        raise CompressError(
+            f"--target-latency expects a time such as 2ms or a share such as 60%, got '{text}'"
+        ) from None
     if not ms > 0:
         raise CompressError(f"--target-latency must be positive, got '{text}'")
     return ms
+
+
+def parse_share(text: str | float | None) -> float | None:
+    """``"60%"`` → 0.6 (a budget relative to the unpruned model, measured first); else ``None``."""
+    if not isinstance(text, str) or not text.strip().endswith("%"):
+        return None
+    try:
+        share = float(text.strip()[:-1]) / 100
+    except ValueError:
+        raise CompressError(f"--target-latency expects a share such as 60%, got '{text}'") from None
+    if not 0 < share < 1:
+        raise CompressError(
+            f"--target-latency as a share must be between 0% and 100%, got '{text}'"
+        )
+    return share
 
 
 def measure(model: Any, budget: LatencyBudget, data_dir: str | None, log: Any) -> dict[str, float]:
@@ -106,15 +132,20 @@ def search_latency_ratio(
     shape: tuple[int, int, int],
     settings: Any,
     *,
-    budget_ms: float,
+    budget_ms: float | None,
     budget: LatencyBudget,
+    share: float | None = None,
     data_dir: str | None = None,
     log: Any = print,
-) -> tuple[float, list[dict[str, Any]]]:
+) -> tuple[float, list[dict[str, Any]], float]:
     """The smallest channel ratio whose pruned copy meets `budget_ms` (p50) on the target.
 
+    With `share` instead of `budget_ms`, the budget is that share of the unpruned model's p50,
+    measured first in the same run (a recipe then means the same on any device).
+
     Returns:
-        ``(ratio, probes)``; each probe has ``ratio``, ``params``, ``macs``, ``p50_ms``, ``p90_ms``.
+        ``(ratio, probes, budget_ms)``; each probe has ``ratio``, ``params``, ``macs``, ``p50_ms``, ``p90_ms``
+        and ``confirm`` (a second measurement of a ratio that had passed).
 
     Raises:
         CompressError: the model already meets the budget unpruned (nothing to do), or even the
@@ -126,7 +157,7 @@ def search_latency_ratio(
 
     probes: list[dict[str, Any]] = []
 
-    def probe(ratio: float) -> dict[str, Any]:
+    def probe(ratio: float, confirm: bool = False) -> dict[str, Any]:
         trial = copy.deepcopy(model).cpu()
         if ratio > 0:
             record = prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
@@ -137,16 +168,22 @@ def search_latency_ratio(
             "params": count_params(trial),
             "macs": count_macs(trial, shape),
             **measure(trial, budget, data_dir, log),
+            "confirm": confirm,
         }
         probes.append(facts)
         log(
-            f"probe ratio {ratio:.3f}: {facts['params']:,} params, {facts['macs'] / 1e6:.2f} M MACs, "
+            f"{'confirm' if confirm else 'probe'} ratio {ratio:.3f}: {facts['params']:,} params, {facts['macs'] / 1e6:.2f} M MACs, "
             f"p50 {facts['p50_ms']:.3f} ms (p90 {facts['p90_ms']:.3f}) on {budget.target} "
             f"{budget.runtime}, batch {budget.batch}"
         )
         return facts
 
     base = probe(0.0)
+    if budget_ms is None:
+        if share is None:
+            raise ValueError("give budget_ms or share")
+        budget_ms = share * base["p50_ms"]
+        log(f"budget: {100 * share:g}% of the unpruned p50 = {budget_ms:.4g} ms")
     if base["p50_ms"] <= budget_ms:
         raise CompressError(
             f"the model already runs in {base['p50_ms']:.3f} ms (p50) at batch {budget.batch} on "
@@ -169,5 +206,44 @@ def search_latency_ratio(
             hi = mid
         else:
             lo = mid
-    best = min((p for p in probes if p["p50_ms"] <= budget_ms), key=lambda p: p["ratio"])
-    return best["ratio"], probes
+    # Confirm: the smallest passing ratio is measured again. A model over budget on its second
+    # measurement is refuted, with every ratio that gives the same pruned model (same params), and
+    # one more ratio between it and the next passing one is probed, so a refutation near the
+    # boundary costs one architecture step, not a jump to the most pruned end.
+    refuted: set[int] = set()
+    for _ in range(CONFIRM):
+        passing = sorted(
+            (p["ratio"], p["params"])
+            for p in probes
+            if p["p50_ms"] <= budget_ms and p["params"] not in refuted and not p["confirm"]
+        )
+        if not passing:
+            break
+        ratio, params = passing[0]
+        if probe(ratio, confirm=True)["p50_ms"] <= budget_ms:
+            return ratio, probes, budget_ms
+        refuted.add(params)
+        above = [r for r, n in passing if n not in refuted]
+        if above and above[0] - ratio > 1e-3:
+            probe((ratio + above[0]) / 2)
+    fallback = sorted(
+        p["ratio"] for p in probes if p["p50_ms"] <= budget_ms and p["params"] not in refuted
+    ) or [top]
+    log(
+        f"warning: no ratio met the budget on a second measurement in {CONFIRM} tries; taking "
+        f"ratio {fallback[0]:.3f}, measured within it once (the measurements are noisy: try a "
+        "longer budget.duration or an idle device)"
+    )
+    return fallback[0], probes, budget_ms
+
+
+def noise_ms(probes: list[dict[str, Any]], ratio: float) -> float:
+    """The measurement noise (ms) of the chosen ratio.
+
+    The larger of its p90 − p50 spread and the gap between its two p50 measurements (the probe
+    and its confirmation).
+    """
+    runs = [p for p in probes if p["ratio"] == ratio]
+    spread = max(p["p90_ms"] - p["p50_ms"] for p in runs)
+    p50s = [p["p50_ms"] for p in runs]
+    return max(spread, max(p50s) - min(p50s))

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from compress.config import NO_HASH
 from compress.data.base import DataSettings
 from compress.engine.settings import EngineSettings, OptimSettings, ScheduleSettings, TrainSettings
-from compress.prune.budget import LatencyBudget, parse_latency
+from compress.prune.budget import LatencyBudget, parse_latency, parse_share
 from compress.prune.settings import PruneSettings
 
 
@@ -23,7 +23,10 @@ class PruneConfig(EngineSettings):
         target_params: likewise for parameters.
         target_latency: instead of ``prune.ratio``, the smallest ratio whose median latency
             (ms; ``"2ms"`` works too) meets this budget, measured on ``budget.target`` with
-            ``budget.runtime`` at ``budget.batch`` (`compress.prune.budget`).
+            ``budget.runtime`` at ``budget.batch`` (`compress.prune.budget`). A share such as
+            ``"60%"`` becomes `target_latency_share`.
+        target_latency_share: the budget as a share of the unpruned model's median latency,
+            measured first on the same target (portable across devices).
         budget: where and how `target_latency` is measured.
         bn_recalibration: batches of training images on which every BatchNorm re-estimates its
             running statistics right after pruning, before accuracy is measured or fine-tuning
@@ -53,6 +56,7 @@ class PruneConfig(EngineSettings):
     target_macs: float | None = None
     target_params: float | None = None
     target_latency: float | str | None = None
+    target_latency_share: float | None = None
     budget: LatencyBudget = field(default_factory=LatencyBudget)
     bn_recalibration: int = 16
     finetune_epochs: int = 0
@@ -76,8 +80,24 @@ class PruneConfig(EngineSettings):
             value = getattr(self, name)
             if value is not None and not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
+        share = parse_share(self.target_latency)
+        if share is not None:
+            self.target_latency, self.target_latency_share = None, share
         self.target_latency = parse_latency(self.target_latency)
-        targets = [t for t in (self.target_macs, self.target_params, self.target_latency) if t]
+        if self.target_latency_share is not None and not 0 < self.target_latency_share < 1:
+            raise ValueError(
+                f"target_latency_share must be in (0, 1), got {self.target_latency_share}"
+            )
+        targets = [
+            t
+            for t in (
+                self.target_macs,
+                self.target_params,
+                self.target_latency,
+                self.target_latency_share,
+            )
+            if t
+        ]
         if len(targets) > 1:
             raise ValueError("give one of target_macs, target_params and target_latency")
         if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:

@@ -147,7 +147,7 @@ def test_speed_comparison_caps_its_batch(digits_model, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--batch", "1:8:1024"])
     assert result.exit_code == 0, result.output
     speed = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]["speed_vs_fp32"]
-    assert speed["batch"] == 64 and 3 <= speed["repeats"] <= 10
+    assert speed["batch"] == 64 and 3 <= speed["repeats"] <= 50
 
 
 def test_a_drop_of_exactly_the_tolerance_passes():
@@ -203,3 +203,32 @@ def test_auto_precision_passes_where_plain_int8_fails_and_names_its_float_nodes(
     ranking = search["sensitivity"]
     assert len(ranking) > 10 and [v for _, v in ranking] == sorted(v for _, v in ranking)
     assert search["float_nodes"] == [name for name, _ in ranking[: len(search["float_nodes"])]]
+
+
+def test_float_depthwise_keeps_every_grouped_conv_in_float(tmp_path):
+    """``--float-depthwise`` on an untrained MobileNetV2: every Conv with group > 1 in the
+    quantised graph's float list, none of them with a QuantizeLinear in front."""
+    import onnx
+
+    from compress.artifacts import save_model
+    from compress.models import create_model
+
+    model = create_model("mobilenetv2", num_classes=10, in_channels=1)
+    path = save_model(model, tmp_path / "m.safetensors", dataset="digits", input_size=(8, 8))
+    out = tmp_path / "e"
+    args = ["export", str(path), "--format", "onnx-int8", "--float-depthwise",
+            "--no-compare-speed", "--set", "validate_images=64", "--set", "calib_images=32",
+            "-o", str(out)]  # fmt: skip
+    CliRunner().invoke(cli, args)  # an untrained model may fail the gate; the graph is the point
+    entry = json.loads((out / "export.json").read_text())["formats"]["onnx-int8"]
+    graph = onnx.load(str(out / "model.int8.onnx")).graph
+    grouped = [n for n in graph.node if n.op_type == "Conv"
+               and any(a.name == "group" and a.i > 1 for a in n.attribute)]  # fmt: skip
+    assert len(grouped) == 17 and entry["settings"]["float_depthwise"] is True
+    assert {n.name for n in grouped} <= set(entry["calibration"]["float_nodes"])
+    produced = {o: n for n in graph.node for o in n.output}
+    for conv in grouped:  # its weight is float: no DequantizeLinear feeds it
+        assert (
+            produced.get(conv.input[1]) is None
+            or produced[conv.input[1]].op_type != "DequantizeLinear"
+        )
