@@ -30,9 +30,10 @@ def compare_speed(
 
     INT8 is not always faster (quantise/dequantise nodes cost more than they save on tiny models
     and on CPUs without int8 dot-product instructions), so the export records what it measured.
-    Each file gets 2 warm-up calls, then the two files are called in turn — fp32, INT8, fp32, … —
-    so that a change of clock or load in the middle touches both alike: 50 timed calls each, or
-    fewer (at least 3) when one fp32 call shows that 50 pairs would take longer than `budget_s`.
+    Each file gets 2 warm-up calls, then 50 timed calls, or fewer (at least 3) when one fp32 call
+    shows that 50 of each would take longer than `budget_s`. The files are timed one after the
+    other, not in turn: each ONNX Runtime session's threads spin for a while after a call, and
+    two sessions called in turn slowed each other by 1.4× on this 2-core CPU.
 
     Returns:
         ``{"batch", "repeats", "fp32_ms", "int8_ms", "speedup"}`` (speedup = fp32 / int8).
@@ -49,13 +50,10 @@ def compare_speed(
     }
     first_ms = time_calls(lambda: runners["fp32_ms"].infer(x), warmup=1, repeats=1)[0]
     repeats = max(3, min(SPEED_REPEATS, int(1000 * budget_s / max(2 * first_ms, 1e-3))))
-    for run in runners.values():
-        time_calls(lambda run=run: run.infer(x), warmup=2, repeats=0)
-    times: dict[str, list[float]] = {key: [] for key in runners}
-    for _ in range(repeats):
-        for key, run in runners.items():
-            times[key] += time_calls(lambda run=run: run.infer(x), warmup=0, repeats=1)
-    ms = {key: percentile(values, 50) for key, values in times.items()}
+    ms = {
+        key: percentile(time_calls(lambda run=run: run.infer(x), warmup=2, repeats=repeats), 50)
+        for key, run in runners.items()
+    }
     return {"batch": batch, "repeats": repeats, **ms, "speedup": ms["fp32_ms"] / ms["int8_ms"]}
 
 
