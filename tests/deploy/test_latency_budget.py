@@ -160,3 +160,25 @@ def test_no_confirmation_is_a_one_line_error(monkeypatch):
 class _AllModels:
     def __contains__(self, _n):
         return True
+
+
+def test_a_slow_spell_mid_search_is_measured_again(monkeypatch):
+    """A device that is 3× slower on its 4th measurement (a spell): the probe measured
+    then is far slower than a bigger model measured before it, so it is measured once more and
+    the faster kept — the search ends where a steady device would have put it."""
+    steady_ratio, _, _ = _search(monkeypatch, _ScriptedDevice(), 0.6)
+
+    class Spell(_ScriptedDevice):
+        calls = 0
+
+        def __call__(self, model, budget, data_dir, log):
+            Spell.calls += 1
+            out = super().__call__(model, budget, data_dir, log)
+            if Spell.calls == 4:
+                out = {k: v * 3 if k != "runs" else v for k, v in out.items()}
+            return out
+
+    ratio, probes, _ = _search(monkeypatch, Spell(), 0.6)
+    assert ratio == steady_ratio
+    again = [p for p in probes if p["remeasured"]]
+    assert len(again) == 1 and again[0]["p50_ms"] == again[0]["params"] / 1e6
