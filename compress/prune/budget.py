@@ -148,9 +148,9 @@ def search_latency_ratio(
     device).
 
     Returns:
-        ``(ratio, probes, budget_ms)``; each probe has ``ratio``, ``params``, ``macs``, ``p50_ms``, ``p90_ms``
-        ``confirm`` (a second measurement of a ratio that had passed) and ``remeasured`` (measured
-        twice because it was implausibly slow; the faster kept).
+        ``(ratio, probes, budget_ms)``; each probe has ``ratio``, ``params``, ``macs``,
+        ``p50_ms``, ``p90_ms``, ``confirm`` (a second measurement of a ratio that had passed) and
+        ``remeasured`` (measured twice because it was implausibly slow; the faster kept).
 
     Raises:
         CompressError: the model already meets the budget unpruned (nothing to do), or even the
