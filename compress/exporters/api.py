@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from compress.artifacts import (
     read_header,
 )
 from compress.errors import CompressError
+from compress.exporters.auto_precision import auto_precision
 from compress.exporters.base import EXPORTERS, BatchSpec, ExportConfig, ExportContext
 from compress.exporters.validate import ExportValidationError, torch_reference, validate
 from compress.header import ModelHeader
@@ -73,14 +76,27 @@ def check_finite(model: Any) -> None:
             )
 
 
-def _update_export_json(out: Path, fmt: str, entry: dict[str, Any], source: dict[str, Any]) -> None:
+def _update_export_json(
+    out: Path, fmt: str, entry: dict[str, Any], source: dict[str, Any], *, rejected: bool = False
+) -> None:
+    """Record one format in ``export.json``.
+
+    A validated one goes under ``formats`` (the model it came from under ``source``), a failed
+    one under ``rejected``, where the good entry stays as it was.
+    """
     path = out / EXPORT_JSON
     try:
         data = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         data = {}
-    data["source"] = source
-    data.setdefault("formats", {})[fmt] = entry
+    if not isinstance(data, dict):
+        data = {}
+    if rejected:
+        data.setdefault("rejected", {})[fmt] = entry
+    else:
+        data["source"] = source
+        data.setdefault("formats", {})[fmt] = entry
+        data.get("rejected", {}).pop(fmt, None)
     atomic_write_json(path, data)
 
 
@@ -140,128 +156,118 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
         }
         results = {}
         for exporter in exporters:
-            ctx = ExportContext(Path(config.model), header, calib, out, log)
-            t0 = time.perf_counter()
-            info = exporter.export(model, ctx)
-            path = Path(info["path"])
-            entry: dict[str, Any] = {
-                "path": str(path),
-                "size_bytes": path.stat().st_size,
-                "precision": exporter.precision,
-                "seconds": info["seconds"],
-                "settings": {
-                    k: v
-                    for k, v in asdict(replace(config, format=exporter.name)).items()
-                    if k not in ("model", "output")
-                },
-                **{k: v for k, v in info.items() if k not in ("path", "seconds")},
-            }
-
-            def check(path: Path = path, exporter: Any = exporter) -> dict[str, Any]:
-                try:
-                    with exporter.make_runner(path) as runner:
-                        return validate(
-                            runner,
-                            ref,
-                            precision=exporter.precision,
-                            fmt=exporter.name,
-                            model=model,
-                            onnx_path=path,
-                        )
-                except AgentError as exc:  # the runtime could not load or run the export
-                    raise CompressError(f"{exporter.name} export could not be run: {exc}") from None
-
-            try:
-                try:
-                    entry["validation"] = check()
-                except ExportValidationError as exc:
-                    if not (config.auto_precision and "sensitivity" in info):
-                        raise
-                    entry.update(auto_precision(exporter, model, ctx, info, exc, check, log))
-                    entry["validation"] = entry["auto_precision"]["validation"]
-                entry["status"] = "ok"
-            except ExportValidationError as exc:
-                entry["validation"], entry["status"] = exc.report, "validation failed"
-                _update_export_json(out, exporter.name, entry, source)
-                raise
-            entry["elapsed_s"] = time.perf_counter() - t0
-            _update_export_json(out, exporter.name, entry, source)
-            results[exporter.name] = entry
-            log(describe(exporter.name, entry))
+            results[exporter.name] = _export_one(
+                exporter, model, config, header, calib, ref, out, source, log
+            )
     return {"output": str(out), "formats": results}
 
 
-def auto_precision(
+def _staging(out: Path, name: str) -> Path:
+    """A fresh folder inside the output where one format is written before it is validated."""
+    stage = out / f".staging-{name}"
+    if stage.exists():
+        shutil.rmtree(stage)  # an interrupted export's own leftovers (inside compress's folder)
+    stage.mkdir()
+    return stage
+
+
+def _publish(stage: Path, out: Path) -> dict[str, str]:
+    """Move every file of a validated export into `out` (each an atomic rename); old → new paths."""
+    moved = {}
+    for item in sorted(stage.iterdir()):
+        target = out / item.name
+        os.replace(item, target)
+        moved[str(item)] = str(target)
+    stage.rmdir()
+    return moved
+
+
+def _reject(stage: Path, out: Path, name: str) -> Path:
+    """Keep a failed export's files in ``<format>.rejected/`` (never over the good files)."""
+    rejected = out / f"{name}.rejected"
+    if rejected.exists():
+        shutil.rmtree(rejected)
+    stage.rename(rejected)
+    return rejected
+
+
+def _export_one(
     exporter: Any,
     model: Any,
-    ctx: ExportContext,
-    info: dict[str, Any],
-    failure: ExportValidationError,
-    check: Any,
+    config: ExportConfig,
+    header: ModelHeader,
+    calib: Any,
+    ref: Any,
+    out: Path,
+    source: dict[str, Any],
     log: Any,
 ) -> dict[str, Any]:
-    """Keep the most INT8-damaged nodes in float, 1, 2, 4, … of them, until validation passes.
+    """Export one format into a staging folder, validate it there, then publish or reject it.
 
-    Each try re-quantises with more nodes in float, validates, and measures the INT8 file
-    against fp32 on this CPU; the search stops, failing, once INT8 runs below
-    ``auto_precision_min_speedup`` × fp32 (float nodes then cost more than INT8 saves).
-
-    Returns:
-        Entry fields: the last try's ``path``-level facts and ``auto_precision`` (float nodes,
-        every try, the sensitivity ranking).
-
-    Raises:
-        ExportValidationError: no try passed before INT8 stopped paying.
+    A failed export never replaces the files of an earlier good one: its files go to
+    ``<format>.rejected/`` and ``export.json`` records it under ``rejected``.
     """
-    from dataclasses import replace as dc_replace
+    stage = _staging(out, exporter.name)
+    ctx = ExportContext(Path(config.model), header, calib, stage, log)
+    t0 = time.perf_counter()
+    try:
+        info = exporter.export(model, ctx)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    path = Path(info["path"])
+    entry: dict[str, Any] = {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "precision": exporter.precision,
+        "seconds": info["seconds"],
+        "source": source,
+        "settings": {
+            k: v
+            for k, v in asdict(replace(config, format=exporter.name)).items()
+            if k not in ("model", "output")
+        },
+        **{k: v for k, v in info.items() if k not in ("path", "seconds")},
+    }
 
-    ranking = [name for name, _ in info["sensitivity"]]
-    tries: list[dict[str, Any]] = [
-        {"float_nodes": 0, "passed": False, "failures": failure.failures}
-    ]
-    count, last = 1, failure
-    while ranking:
-        nodes = tuple(ranking[:count])
-        trial_ctx = dc_replace(ctx, float_nodes=nodes)
-        result = exporter.export(model, trial_ctx)
-        speed = result.get("speed_vs_fp32") or {}
-        record: dict[str, Any] = {"float_nodes": count, "speedup": speed.get("speedup")}
+    def check(path: Path = path) -> dict[str, Any]:
         try:
-            report = check(Path(result["path"]))
+            with exporter.make_runner(path) as runner:
+                return validate(
+                    runner,
+                    ref,
+                    precision=exporter.precision,
+                    fmt=exporter.name,
+                    model=model,
+                    onnx_path=path,
+                )
+        except AgentError as exc:  # the runtime could not load or run the export
+            raise CompressError(f"{exporter.name} export could not be run: {exc}") from None
+
+    try:
+        try:
+            entry["validation"] = check()
         except ExportValidationError as exc:
-            record.update(passed=False, failures=exc.failures)
-            tries.append(record)
-            last = exc
-            floor = exporter.settings.auto_precision_min_speedup
-            if (speed and speed["speedup"] < floor) or count >= len(ranking):
-                break  # more float nodes only make it slower: INT8 no longer pays here
-            count = min(count * 2, len(ranking))
-            continue
-        record.update(passed=True, top1=report["top1_export"], agreement=report["top1_agreement"])
-        tries.append(record)
-        log(
-            f"onnx-int8 --auto-precision: passes with {count} node(s) in float "
-            f"({', '.join(nodes)}), ×{speed.get('speedup', float('nan')):.2f} against fp32"
-        )
-        extra = {k: v for k, v in result.items() if k not in ("path", "seconds")}
-        return {
-            **extra,
-            "auto_precision": {
-                "float_nodes": list(nodes),
-                "tries": tries,
-                "sensitivity": info["sensitivity"],
-                "validation": report,
-            },
-        }
-    last.report["auto_precision"] = {"tries": tries, "sensitivity": info["sensitivity"]}
-    raise ExportValidationError(
-        exporter.name,
-        [
-            *last.failures,
-            f"--auto-precision found no float-node set that passes ({len(tries) - 1} tries)",
-        ],
-        last.report,
-    )
+            if not (config.auto_precision and "sensitivity" in info):
+                raise
+            entry.update(auto_precision(exporter, model, ctx, info, exc, check, log))
+            entry["validation"] = entry["auto_precision"]["validation"]
+    except ExportValidationError as exc:
+        rejected = _reject(stage, out, exporter.name)
+        entry["path"] = str(rejected / path.name)
+        entry["validation"], entry["status"] = exc.report, "validation failed"
+        _update_export_json(out, exporter.name, entry, source, rejected=True)
+        raise
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    entry["status"] = "ok" if entry["validation"]["passed"] else "inconclusive"
+    moved = _publish(stage, out)
+    entry["path"] = moved.get(entry["path"], str(out / Path(entry["path"]).name))
+    entry["elapsed_s"] = time.perf_counter() - t0
+    _update_export_json(out, exporter.name, entry, source)
+    log(describe(exporter.name, entry))
+    return entry
 
 
 def describe(fmt: str, entry: dict[str, Any]) -> str:
@@ -277,6 +283,14 @@ def describe(fmt: str, entry: dict[str, Any]) -> str:
         f"| top-1 agreement with PyTorch | {100 * v['top1_agreement']:.2f}% |",
         f"| top-1 PyTorch → export | {100 * v['top1_torch']:.2f}% → {100 * v['top1_export']:.2f}% ({100 * v['accuracy_delta']:+.2f} points) |",
     ]
+    bounds = v.get("bounds") or {}
+    if bounds.get("drop"):
+        lo, hi = bounds["drop"]
+        lines.append(f"| accuracy drop, 95 % bounds | {100 * lo:+.2f} to {100 * hi:+.2f} points |")
+    verdict = v.get("verdict", "passed" if v.get("passed") else "failed")
+    if v.get("doubts"):
+        verdict += ": " + "; ".join(v["doubts"])
+    lines.append(f"| verdict | {verdict} |")
     if "weights_export" in v:
         lines.append(
             f"| weight elements (export / PyTorch) | {v['weights_export']:,} / {v['weights_torch']:,} |"

@@ -79,6 +79,62 @@ def grouped_convs(path: Path) -> list[str]:
     ]
 
 
+def float_inputs_unquantized(proto: Any, float_nodes: list[str], original: dict[str, str]) -> int:
+    """Feed every float node the float tensor itself, not its quantised-dequantised copy.
+
+    ONNX Runtime's Q/DQ quantiser leaves a node excluded from quantisation reading the
+    ``DequantizeLinear(QuantizeLinear(x))`` of an input that a quantised neighbour produced, so
+    a node "kept in float" still sees INT8 rounding and keeping more nodes in float need not
+    bring the model back towards fp32. Here such inputs are rewired to ``x``; pairs no node reads
+    any more are removed. With every node in float the graph computes fp32 exactly.
+
+    An input is rewired only when the tensor before the pair comes from the node that made it
+    in the float graph (`original`: tensor name → producing node name before quantisation).
+    ONNX Runtime removes a Relu after a quantised Conv, gives the Conv's output the Relu's
+    name and lets the quantiser's clipping stand for the Relu; that pair stays.
+
+    Returns:
+        How many inputs were rewired.
+    """
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    initializers = {t.name for t in graph.initializer}
+    wanted = set(float_nodes)
+    rewired = 0
+    for node in graph.node:
+        if node.name not in wanted:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = producer.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear" or q.input[0] in initializers:
+                continue
+            made_by = producer.get(q.input[0])
+            if original.get(q.input[0]) != (made_by.name if made_by is not None else None):
+                continue  # the pair stands for a removed activation: keep it
+            node.input[i] = q.input[0]
+            rewired += 1
+    # drop Q/DQ nodes whose outputs nobody reads any more (repeat: a DQ frees its Q)
+    outputs = {o.name for o in graph.output}
+    changed = True
+    while changed:
+        changed = False
+        read = {i for node in graph.node for i in node.input} | outputs
+        for node in list(graph.node):
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not (
+                set(node.output) & read
+            ):
+                graph.node.remove(node)
+                changed = True
+    used = {i for node in graph.node for i in node.input}
+    for init in list(graph.initializer):  # the removed pairs' scales and zero points
+        if init.name not in used and init.name not in outputs:
+            graph.initializer.remove(init)
+    return rewired
+
+
 class OnnxInt8Exporter(Exporter):
     """Static Q/DQ INT8 quantisation of the fp32 ONNX export."""
 
@@ -135,6 +191,10 @@ class OnnxInt8Exporter(Exporter):
                 },
             )
             proto = onnx.load(str(quantized))
+            pre_graph = onnx.load(str(pre), load_external_data=False).graph
+            float_inputs_unquantized(
+                proto, exclude, {o: n.name for n in pre_graph.node for o in n.output}
+            )
             meta = provenance(ctx, fmt=self.name, precision="int8")
             meta.update(
                 calibration={
@@ -153,9 +213,10 @@ class OnnxInt8Exporter(Exporter):
                 onnx.save(proto, str(out))
             info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
             if s.auto_precision and not ctx.float_nodes:  # the ranking --auto-precision uses
-                from compress.exporters.sensitivity import node_sqnr
+                from compress.exporters.sensitivity import float_units, tensor_sqnr
 
-                info["sensitivity"] = node_sqnr(pre, path, ctx.calib_images)
+                info["sensitivity"] = tensor_sqnr(pre, path, ctx.calib_images)
+                info["units"] = float_units(pre, info["sensitivity"], exclude)
             if s.compare_speed:
                 batch = min(BatchSpec.parse(s.batch).max, SPEED_BATCH_CAP)
                 info["speed_vs_fp32"] = speed = compare_speed(

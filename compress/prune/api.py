@@ -183,8 +183,12 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
             fine_top1: float | None = tuned["top1"]
         else:
             fine_top1 = None
-        after = _measure(model, shape, eval_loader, config)
-        after["file_bytes"] = (out / "model.safetensors").stat().st_size
+        # one measurement per figure: without fine-tuning the final model is the pruned one,
+        # measured once (a second run of the same timing gave another number for it)
+        after = (
+            _measure(model, shape, eval_loader, config) if fine_top1 is not None else after_prune
+        )
+        after = {**after, "file_bytes": (out / "model.safetensors").stat().st_size}
         summary = {
             "model": str(config.model),
             "output_model": str(out / "model.safetensors"),

@@ -36,8 +36,16 @@ def markdown(rows: list[dict[str, Any]], *, latency_batch: int, throughput_batch
         f"throughput img/s (batch {throughput_batch})",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    doubts = []
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(k, row.get(k)) for k in COLUMNS) + " |")
+        cells = [_fmt(k, row.get(k)) for k in COLUMNS]
+        validation = row.get("validation") or {}
+        if validation.get("verdict") == "inconclusive":
+            cells[COLUMNS.index("status")] += " (validation inconclusive)"
+            doubts += [f"{row['model']} {row['format']}: {d}" for d in validation.get("doubts", [])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if doubts:
+        lines += ["", *(f"- {d}" for d in doubts)]
     return "\n".join(lines)
 
 

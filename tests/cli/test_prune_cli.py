@@ -95,3 +95,20 @@ def test_prune_errors_are_one_line(digits_model, tmp_path):
         assert result.exit_code == 2, (extra, result.output)
         assert expected in result.output, (extra, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_prune_without_finetuning_reports_one_measurement_of_the_pruned_model(
+    digits_model, tmp_path
+):
+    """The table's "pruned" column and summary.json's "after" are the same measurement."""
+    out = tmp_path / "p"
+    args = ["prune", str(digits_model), "--ratio", "0.3", "-o", str(out),
+            "--set", "latency_repeats=2"]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    plan = json.loads((out / "prune.json").read_text())
+    assert summary["after"]["latency_ms"] == plan["after_prune"]["latency_ms"]
+    ms = summary["after"]["latency_ms"]["torch"]["1"]
+    row = next(line for line in result.output.splitlines() if "torch CPU batch 1" in line)
+    assert row.count(f"{ms:.2f} ms") == 1 and summary["top1"] == summary["top1_pruned"]

@@ -65,8 +65,12 @@ def test_interrupted_rerun_keeps_the_last_finished_outputs(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert epochs_of(out / "t" / "model.safetensors") == 2
 
-    proc = start("run", pipeline(tmp_path, 3), "-o", out)
-    wait_for(proc, "train resnet8")  # the 3-epoch run has started, the 2-epoch one moved aside
+    # the interrupted re-runs ask for more epochs than could ever finish before the signal
+    # lands (minutes of training), so the interrupt always finds them mid-stage, however loaded
+    # the machine: no race between the signal and the end of the run
+    endless = 10_000
+    proc = start("run", pipeline(tmp_path, endless), "-o", out)
+    wait_for(proc, "train resnet8")  # the long run has started, the 2-epoch one moved aside
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     assert proc.returncode != 0
@@ -79,7 +83,7 @@ def test_interrupted_rerun_keeps_the_last_finished_outputs(tmp_path):
     assert epochs_of(out / "t" / "model.safetensors") == 2
 
     # a SIGKILLed re-run, then a complete one: the 2-epoch outputs stay in t.prev throughout
-    proc = start("run", pipeline(tmp_path, 3), "-o", out)
+    proc = start("run", pipeline(tmp_path, endless), "-o", out)
     wait_for(proc, "train resnet8")
     proc.kill()
     proc.wait(timeout=60)
