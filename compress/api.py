@@ -33,36 +33,81 @@ class Result:
 
 
 def _settings(cls: type, options: dict[str, Any] | None, kwargs: dict[str, Any]) -> Any:
-    from compress.config import build, deep_merge, merge
+    from collections.abc import Mapping
 
-    dotted = {k: v for k, v in kwargs.items() if "." in k}
-    plain = {k: v for k, v in kwargs.items() if "." not in k and v is not None}
-    data = merge(deep_merge(options or {}, plain), dotted)  # keywords win, nested keys merge
+    from compress.config import build, deep_merge, merge
+    from compress.errors import ConfigError
+
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(
+            f"the options of compress.{cls.__name__} must be a dict of config keys, not "
+            f"{type(options).__name__}"
+        )
+    options = dict(options or {})
+    for key in options:
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys must be strings, got {key!r}")
+
+    def split(d: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        dotted = {k: v for k, v in d.items() if "." in k}
+        return {k: v for k, v in d.items() if "." not in k}, dotted
+
+    opt_plain, opt_dotted = split(options)
+    kw_plain, kw_dotted = split({k: v for k, v in kwargs.items() if v is not None})
+    # the dict first (its dotted keys too), then the keywords; nested keys merge key by key
+    data = merge(deep_merge(merge(opt_plain, opt_dotted), kw_plain), kw_dotted)
     return build(cls, data, where=f"compress.{cls.__name__}")
 
 
-def _as_file(model: Any, directory: Path, name: str) -> str | None:
-    """A path for `model`: as given when it is one, else the module saved into `directory`."""
-    if model is None or isinstance(model, (str, Path)):
-        return None if model is None else str(model)
-    from compress.artifacts import model_header, save_model
-    from compress.errors import CompressError
-    from compress.outputs import make_owned_dir
+class _Inputs:
+    """Where modules given to a verb are saved as files (``<output>.inputs/``).
 
-    if model_header(model) is None:
-        raise CompressError(
-            f"the {name} module has no architecture record; build it with compress.create_model "
-            "or load it with compress.load_model"
-        )
-    make_owned_dir(directory, kind="api")
-    return str(save_model(model, directory / f"{name}.safetensors"))
+    Used as a context manager around the run: when the verb refuses to start (a bad option, a
+    folder that is not compress's) the folder made for its inputs is removed again, so a
+    refused call leaves nothing behind; after a run has started the files stay, for a resume.
+    """
+
+    def __init__(self, output: Any, verb: str) -> None:
+        from compress.artifacts import default_output_dir
+
+        self.output = Path(output) if output else default_output_dir(verb, "notebook")
+        self.directory = self.output.parent / f"{self.output.name}.inputs"
+        self.created = False
+
+    def file(self, model: Any, name: str) -> str | None:
+        """A path for `model`: as given when it is one, else the module saved here."""
+        if model is None or isinstance(model, (str, Path)):
+            return None if model is None else str(model)
+        from compress.artifacts import model_header, save_model
+        from compress.errors import CompressError
+        from compress.outputs import make_owned_dir
+
+        if model_header(model) is None:
+            raise CompressError(
+                f"the {name} module has no architecture record; build it with "
+                "compress.create_model or load it with compress.load_model"
+            )
+        if not self.directory.exists():
+            self.created = True
+        make_owned_dir(self.directory, kind="api")
+        return str(save_model(model, self.directory / f"{name}.safetensors"))
+
+    def __enter__(self) -> _Inputs:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        from compress.outputs import RUN_FILES, remove_owned
+
+        started = any((self.output / f).exists() for f in RUN_FILES if f != "config.yaml")
+        if kind is not None and self.created and not started:
+            remove_owned(self.directory)
 
 
-def _inputs_dir(output: str | None, verb: str) -> Path:
-    from compress.artifacts import default_output_dir
-
-    base = Path(output) if output else default_output_dir(verb, "notebook")
-    return base.parent / f"{base.name}.inputs"
+def _output(options: Any, kwargs: dict[str, Any]) -> Any:
+    """The ``output`` a call asks for (keyword first, then the dict)."""
+    if kwargs.get("output") is not None:
+        return kwargs["output"]
+    return options.get("output") if isinstance(options, dict) else None
 
 
 def _trained(summary: dict[str, Any]) -> Result:
@@ -98,12 +143,12 @@ def distill(
     from compress.distill.api import distill as run
     from compress.distill.config import DistillConfig
 
-    merged = {**(options or {}), **kwargs}
-    path = _as_file(teacher, _inputs_dir(merged.get("output"), "distill"), "teacher")
-    if path is not None:
-        kwargs["teacher"] = path
-    config = _settings(DistillConfig, options, kwargs)
-    return _trained(run(config, log=log or print))
+    with _Inputs(_output(options, kwargs), "distill") as inputs:
+        path = inputs.file(teacher, "teacher")
+        if path is not None:
+            kwargs["teacher"] = path
+        config = _settings(DistillConfig, options, kwargs)
+        return _trained(run(config, log=log or print))
 
 
 def prune(
@@ -119,14 +164,13 @@ def prune(
     from compress.prune.api import prune as run
     from compress.prune.config import PruneConfig
 
-    merged = {**(options or {}), **kwargs}
-    inputs = _inputs_dir(merged.get("output"), "prune")
-    for name, value in (("model", model), ("teacher", teacher)):
-        path = _as_file(value, inputs, name)
-        if path is not None:
-            kwargs[name] = path
-    config = _settings(PruneConfig, options, kwargs)
-    return _trained(run(config, log=log or print))
+    with _Inputs(_output(options, kwargs), "prune") as inputs:
+        for name, value in (("model", model), ("teacher", teacher)):
+            path = inputs.file(value, name)
+            if path is not None:
+                kwargs[name] = path
+        config = _settings(PruneConfig, options, kwargs)
+        return _trained(run(config, log=log or print))
 
 
 def export(
@@ -136,11 +180,11 @@ def export(
     from compress.exporters.api import export as run
     from compress.exporters.base import ExportConfig
 
-    merged = {**(options or {}), **kwargs}
-    path = _as_file(model, _inputs_dir(merged.get("output"), "export"), "model")
-    if path is not None:
-        kwargs["model"] = path
-    result = run(_settings(ExportConfig, options, kwargs), log=log or print)
+    with _Inputs(_output(options, kwargs), "export") as inputs:
+        path = inputs.file(model, "model")
+        if path is not None:
+            kwargs["model"] = path
+        result = run(_settings(ExportConfig, options, kwargs), log=log or print)
     return Result(Path(result["output"]), result)
 
 
@@ -156,10 +200,16 @@ def benchmark(
     from compress.deploy.benchmark import BenchmarkConfig
     from compress.deploy.benchmark import benchmark as run
 
-    if models is not None:
-        merged = {**(options or {}), **kwargs}
-        inputs = _inputs_dir(merged.get("output"), "benchmark")
-        items = models if isinstance(models, (list, tuple)) else [models]
-        kwargs["models"] = [_as_file(m, inputs, f"model{i}") for i, m in enumerate(items)]
-    result = run(_settings(BenchmarkConfig, options, kwargs), log=log or print)
+    with _Inputs(_output(options, kwargs), "benchmark") as inputs:
+        if models is not None:
+            items = models if isinstance(models, (list, tuple)) else [models]
+            kwargs["models"] = [inputs.file(m, _name(m, i)) for i, m in enumerate(items)]
+        result = run(_settings(BenchmarkConfig, options, kwargs), log=log or print)
     return Result(Path(result["output"]), result)
+
+
+def _name(model: Any, index: int) -> str:
+    """A file name for an in-memory model: its class, and its place when there are several."""
+    from compress.outputs import slug
+
+    return f"{slug(type(model).__name__)}-{index}" if not isinstance(model, (str, Path)) else ""

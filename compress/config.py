@@ -311,7 +311,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 pass
         raise ConfigError(f"{key} in {where} must be a number, not {value!r}")
     if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, (str, int, float, Path)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{key} in {where} must be a string, not {value!r}")
     return value

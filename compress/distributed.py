@@ -8,8 +8,10 @@ no-op and a run is a single process. Batch sizes are per process; only rank 0 wr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +88,20 @@ def env() -> DistEnv:
     return _ENV
 
 
+def _collective(run: Any) -> Any:
+    """Run a collective; a rank that never answers becomes a one-line error, not a traceback."""
+    from compress.errors import CompressError
+
+    try:
+        return run()
+    except RuntimeError as exc:  # DistBackendError and Gloo's errors derive from it
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CompressError(
+            f"rank {_ENV.rank}: another process of this torchrun stopped or did not answer within "
+            f"{TIMEOUT_S} s ({first}); its own message above says why"
+        ) from None
+
+
 def all_reduce_sum(values: list[float], device: Any = "cpu") -> list[float]:
     """The sums of `values` over every rank (unchanged in a single process)."""
     if not _ENV.enabled:
@@ -93,7 +109,7 @@ def all_reduce_sum(values: list[float], device: Any = "cpu") -> list[float]:
     import torch.distributed as dist
 
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
+    _collective(lambda: dist.all_reduce(t))
     return t.tolist()
 
 
@@ -102,7 +118,71 @@ def barrier() -> None:
     if _ENV.enabled:
         import torch.distributed as dist
 
-        dist.barrier()
+        _collective(dist.barrier)
+
+
+def gather(value: Any) -> list[Any]:
+    """`value` of every rank, in rank order (``[value]`` in a single process)."""
+    if not _ENV.enabled:
+        return [value]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * _ENV.world_size
+    _collective(lambda: dist.all_gather_object(out, value))
+    return out
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """Run a block (a verb's set-up) on every rank; an error on one stops all with its message.
+
+    Without this, a rank that fails to load its data exits while the others wait in their first
+    collective until the timeout. Here every rank reaches the end of the block and learns what
+    the others met: each raises the first error, as one line naming the rank.
+    """
+    from compress.errors import CompressError
+
+    if not _ENV.enabled:
+        yield
+        return
+    error: BaseException | None = None
+    try:
+        yield
+    except Exception as exc:  # shared with the other ranks, then raised
+        error = exc
+    mine = None
+    if error is not None:
+        kind = (
+            "" if isinstance(error, CompressError) else f"internal error ({type(error).__name__}): "
+        )
+        mine = kind + " ".join(str(error).split())
+    failed = [(rank, m) for rank, m in enumerate(gather(mine)) if m is not None]
+    if not failed:
+        return
+    if error is not None and not isinstance(error, CompressError):
+        raise error  # a bug on this rank: its own traceback in the crash log
+    rank, message = failed[0]
+    raise CompressError(f"rank {rank}: {message}")
+
+
+def agree(what: str, value: Any) -> None:
+    """Refuse to go on unless every rank has the same `value` (e.g. batches per epoch).
+
+    Ranks that disagree would call a different number of collectives and abort deep in the
+    backend; this says which rank saw what.
+
+    Raises:
+        CompressError: on every rank, the same line.
+    """
+    from compress.errors import CompressError
+
+    values = gather(value)
+    if any(v != values[0] for v in values):
+        seen = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+        raise CompressError(
+            f"the processes of this torchrun see different {what} ({seen}); give every rank the "
+            "same data (the same --data-dir and dataset files on every node)"
+        )
 
 
 def shard(n: int, per_rank: int, index: int) -> slice:

@@ -31,3 +31,7 @@ class ModelFileError(CompressError, OSError):
 
 class TrainingDivergedError(CompressError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class OutputWriteError(CompressError, OSError):
+    """A file cannot be written where the user asked (no space left, not a folder, read-only)."""

@@ -29,6 +29,10 @@ MAX_PRUNED_INDICES = 10_000_000
 MAX_JSON_DEPTH = 12
 MAX_JSON_ITEMS = 2_000_000
 
+#: Sane normalisation on the 0–1 pixel scale (as `compress.data.base.MEAN_RANGE` / `STD_RANGE`).
+MEAN_RANGE = (-1.0, 2.0)
+STD_RANGE = (1e-3, 10.0)
+
 #: Input size assumed for a model that records none (a freshly created CIFAR-style model).
 DEFAULT_INPUT_SIZE = (32, 32)
 
@@ -143,6 +147,9 @@ class ModelHeader:
         std = check.floats(data.get("std"), "std", in_channels)
         if std is not None and any(v <= 0 for v in std):
             check.fail("std", "must be positive")
+        for key, values, (lo, hi) in (("mean", mean, MEAN_RANGE), ("std", std, STD_RANGE)):
+            if values is not None and not all(lo <= v <= hi for v in values):
+                check.fail(key, f"must be between {lo:g} and {hi:g} (the 0–1 pixel scale)")
         names = data.get("class_names")
         if names is not None:
             if not isinstance(names, list) or len(names) != num_classes:

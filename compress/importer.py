@@ -98,8 +98,12 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
                 f"'{path}' is a TorchScript archive; compress imports weights, so save the "
                 "state_dict() of the original nn.Module with torch.save and import that"
             )
+        import warnings
+
         try:
-            found = torch.load(str(path), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on sparse tensors: refused below
+                found = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             raise WeightsImportError(
                 f"'{path}' holds Python objects besides tensors (a pickled model or optimiser "
@@ -133,6 +137,54 @@ def _is_state_dict(value: Any) -> bool:
     )
 
 
+#: The largest |weight| accepted: trained networks stay orders of magnitude below; 1e30 is a
+#: corrupt or never-trained file that would import and then classify everything as one class.
+MAX_ABS_WEIGHT = 1e8
+
+
+def check_tensors(state: dict[str, torch.Tensor], model: nn.Module, path: Path) -> None:
+    """Refuse tensors that would load wrongly: sparse, meta, wrong kind of dtype, non-finite, huge.
+
+    A float parameter given as int64, bool or complex would be cast by ``load_state_dict`` and
+    lose every weight (a constant model); sparse and meta tensors cannot be loaded at all.
+    """
+    import torch
+
+    expected = model.state_dict()
+    for key, tensor in state.items():
+        if tensor.layout != torch.strided:
+            raise WeightsImportError(
+                f"'{path}': '{key}' is a {str(tensor.layout).replace('torch.', '')} tensor; "
+                "compress imports dense weights: save the dense model's state_dict()"
+            )
+        if tensor.device.type == "meta":
+            raise WeightsImportError(
+                f"'{path}': '{key}' is a meta tensor (a shape with no values); save the "
+                "state_dict() of a model whose weights are loaded"
+            )
+        want = expected.get(key)
+        if want is None:
+            continue
+        if want.is_floating_point() and not tensor.is_floating_point():
+            raise WeightsImportError(
+                f"'{path}': '{key}' is stored as {str(tensor.dtype).replace('torch.', '')}, but "
+                "the architecture needs floating-point weights there (casting would lose them); "
+                "the file holds another kind of data: save the float state_dict()"
+            )
+        if tensor.is_floating_point():
+            values = tensor.detach().float()
+            if not bool(torch.isfinite(values).all()):
+                raise WeightsImportError(
+                    f"'{path}': '{key}' holds NaN or infinite values; the weights are corrupt"
+                )
+            big = float(values.abs().max()) if values.numel() else 0.0
+            if big > MAX_ABS_WEIGHT:
+                raise WeightsImportError(
+                    f"'{path}': '{key}' holds values up to {big:.3g} (at most {MAX_ABS_WEIGHT:.0e} "
+                    "is accepted); the weights are corrupt or were never trained"
+                )
+
+
 def _find_state_dict(found: Any, path: Path) -> dict[str, torch.Tensor]:
     if _is_state_dict(found):
         return dict(found)
@@ -163,13 +215,12 @@ def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return state
 
 
-def match_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
-    """Load `state` into `model` strictly, or raise one error listing what does not fit.
+def match_shapes(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
+    """`match_state`'s checks of names and shapes, without loading (`model` may be on ``meta``)."""
+    _mismatch(model.state_dict(), state, arch)
 
-    ``num_batches_tracked`` counters missing from older checkpoints are tolerated (they only
-    count BatchNorm updates).
-    """
-    expected = model.state_dict()
+
+def _mismatch(expected: dict[str, Any], state: dict[str, torch.Tensor], arch: str) -> None:
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     shapes = [
@@ -178,8 +229,6 @@ def match_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> 
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     if not (missing or unexpected or shapes):
-        full = {**expected, **state}
-        model.load_state_dict(full, strict=True)
         return
     parts = []
     if missing:
@@ -191,6 +240,17 @@ def match_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> 
     raise WeightsImportError(
         f"the weights do not fit '{arch}': {'; '.join(parts)}; {_cause(missing, unexpected, shapes, expected, state)}"
     )
+
+
+def match_state(model: nn.Module, state: dict[str, torch.Tensor], arch: str) -> None:
+    """Load `state` into `model` strictly, or raise one error listing what does not fit.
+
+    ``num_batches_tracked`` counters missing from older checkpoints are tolerated (they only
+    count BatchNorm updates).
+    """
+    expected = model.state_dict()
+    _mismatch(expected, state, arch)
+    model.load_state_dict({**expected, **state}, strict=True)
 
 
 def _first(items: list[str]) -> str:
@@ -246,26 +306,54 @@ def import_weights(settings: ImportSettings, *, log: Any = print) -> dict[str, A
             file already exists.
         CompressError: unknown architecture or option.
     """
+    import math
+
     import torch
 
     from compress.artifacts import file_ref, save_model
+    from compress.header import MAX_CHANNELS, MAX_CLASSES
     from compress.models import count_params, create_model
 
     source = Path(settings.source)
     out = Path(settings.output)
-    if out.exists():
+    if out.exists() or out.is_symlink():
         raise WeightsImportError(
             f"'{out}' already exists; compress never overwrites a file: choose another --output"
         )
     if out.suffix != ".safetensors":
         raise WeightsImportError(f"--output must end in .safetensors, got '{out.name}'")
+    if not 1 <= settings.num_classes <= MAX_CLASSES:
+        raise WeightsImportError(
+            f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {settings.num_classes:,}"
+        )
+    if not 1 <= settings.in_channels <= MAX_CHANNELS:
+        raise WeightsImportError(
+            f"--in-channels must be between 1 and {MAX_CHANNELS}, got {settings.in_channels:,}"
+        )
     state = read_weights(source)
+    with torch.device("meta"):  # count first: a wrong --num-classes must not allocate gigabytes
+        skeleton = create_model(
+            settings.arch,
+            num_classes=settings.num_classes,
+            in_channels=settings.in_channels,
+            **(settings.arch_kwargs or {}),
+        )
+    match_shapes(skeleton, state, settings.arch)
+    stored = sum(math.prod(t.shape) for t in state.values())
+    wanted = sum(p.numel() for p in skeleton.parameters())
+    if wanted > 2 * stored + 1000:
+        raise WeightsImportError(
+            f"'{settings.arch}' with these options has {wanted:,} parameters but the file holds "
+            f"{stored:,} weights; check --arch, --num-classes and --in-channels"
+        )
+    del skeleton
     model = create_model(
         settings.arch,
         num_classes=settings.num_classes,
         in_channels=settings.in_channels,
         **(settings.arch_kwargs or {}),
     )
+    check_tensors(state, model, source)
     match_state(model, state, settings.arch)
     size = settings.image_size or default_input_size(settings.arch)
     model.eval()
@@ -284,7 +372,8 @@ def import_weights(settings: ImportSettings, *, log: Any = print) -> dict[str, A
             f"{settings.num_classes})) or non-finite values; the weights are corrupt"
         )
     ref = {**file_ref(source), "format": "imported"}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.parent.exists() and not out.parent.is_dir():
+        raise WeightsImportError(f"cannot write '{out}': '{out.parent}' is a file, not a folder")
     save_model(
         model,
         out,

@@ -180,10 +180,13 @@ def run_directory(
     with DirectoryLock(out):
         if not reuse:
             found = [m for m in run_files if (out / m).exists()]
-            if found and not resume:
+            # a config.yaml alone is a start that was refused before training began (a typo, a
+            # missing extra): compress's own file, which a corrected start may replace
+            started = [m for m in found if m != "config.yaml"]
+            if started and not resume:
                 raise CompressError(
-                    f"output directory '{out}' already holds a run ({found[0]}); pass --resume to "
-                    "continue it or choose another --output"
+                    f"output directory '{out}' already holds a run ({started[0]}); pass --resume "
+                    "to continue it or choose another --output"
                 )
             if resume and not found:
                 raise CompressError(
@@ -233,3 +236,20 @@ def run_directory_main(path: str | Path, **kwargs: object) -> Iterator[Path]:
     else:
         barrier()
         yield Path(path)
+
+
+def write_report(path: str | Path, data: dict) -> Path:
+    """Write a JSON report the user asked for (``--json FILE``), never over a file of theirs.
+
+    Raises:
+        CompressError: `path` exists and is not a report compress wrote, is a link or a folder.
+    """
+    from compress._version import __version__
+    from compress.atomic import atomic_write_json
+    from compress.runtime.reports import REPORT_KEY, refusal
+
+    problem = refusal(str(path))
+    if problem:
+        raise CompressError(problem)
+    atomic_write_json(path, {REPORT_KEY: f"compress {__version__}", **data})
+    return Path(path)

@@ -77,8 +77,25 @@ class StudyConfig:
             raise ValueError("a study needs at least one value, one method and one seed")
         for m in self.methods:
             METHODS.get(m)  # unknown names: one line with a suggestion
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds repeat: {self.seeds}")
+        for name in ("seeds", "methods"):
+            items = getattr(self, name)
+            if len(set(items)) != len(items):
+                raise ValueError(f"{name} repeat: {items}; each cell must be run once")
+        folders: dict[str, float] = {}
+        for value in self.values:
+            if not math.isfinite(float(value)):
+                raise ValueError(f"values must be finite numbers, got {value}")
+            folder = _slug(self.axis, value)
+            if folder in folders:
+                raise ValueError(
+                    f"values {folders[folder]!r} and {value!r} are the same setting ({folder}); "
+                    "give each value once, differing in its first 6 significant digits"
+                )
+            folders[folder] = value
+            try:
+                self.data_for(value)  # σ in [0, 1], γ > 0, ρ ≥ 1: checked before any run
+            except ValueError as exc:
+                raise ValueError(f"{self.axis} value {value!r}: {exc}") from None
 
     def symbol(self) -> str:
         """σ, γ or ρ."""
@@ -170,7 +187,7 @@ def _teacher(config: StudyConfig, root: Path, value: float, log: Callable[[str],
         "device": config.device,
         "output": str(directory),
     }
-    digest = config_hash(cfg)
+    digest = _teacher_digest(cfg)
     if _done(directory, digest) is None:
         resume = (directory / "state.pt").exists()
         if directory.exists() and not resume:
@@ -181,6 +198,20 @@ def _teacher(config: StudyConfig, root: Path, value: float, log: Callable[[str],
         summary = train(build(TrainConfig, {**cfg, "resume": resume}), log=lambda _m: None)
         _write_cell(directory, digest, summary)
     return str(directory / "model.safetensors")
+
+
+def _teacher_digest(cfg: dict[str, Any]) -> str:
+    """The hash of a teacher's settings, without where the study lies (a moved study resumes)."""
+    return config_hash({k: v for k, v in cfg.items() if k != "output"})
+
+
+def cell_digest(cfg: dict[str, Any], teacher_sha: str | None) -> str:
+    """The hash of a cell: its settings and its teacher's bytes, not the teacher's path.
+
+    ``-o s`` and ``-o $PWD/s`` (or a study moved elsewhere) are thus one study.
+    """
+    settings = {k: v for k, v in cfg.items() if k != "teacher"}
+    return config_hash({"cell": settings, "teacher": teacher_sha})
 
 
 def _write_cell(directory: Path, digest: str, summary: dict[str, Any]) -> None:
@@ -197,19 +228,40 @@ def run_study(
     Returns:
         ``{"output", "cells": [...], "table"}``; with `dry_run`, the cells and whether each is done.
     """
-    from compress.config import build
-    from compress.distill.api import distill
-    from compress.distill.config import DistillConfig
-    from compress.outputs import make_owned_dir, remove_owned
+    from compress.outputs import make_owned_dir
 
     root, cells = plan_study(config)
     if dry_run:
-        listed = []
-        for cell in cells:
-            record = cell.directory / CELL_FILE
-            listed.append({"cell": cell.key, "done": record.exists(), "dir": str(cell.directory)})
-        return {"output": str(root), "cells": listed}
+        return {"output": str(root), "cells": [_dry(config, root, cell) for cell in cells]}
+    from compress.outputs import DirectoryLock
+
     make_owned_dir(root, kind="study")
+    with DirectoryLock(root):  # one study process per output: a second one stops at once
+        return _run_cells(config, root, cells, log)
+
+
+def _dry(config: StudyConfig, root: Path, cell: Cell) -> dict[str, Any]:
+    """What a dry run says of one cell: done (with this very config) or to do, and where."""
+    teacher = root / "teachers" / _slug(config.axis, cell.value) / "model.safetensors"
+    done = False
+    if (cell.directory / CELL_FILE).exists():
+        sha = _teacher_hash(str(teacher)) if teacher.exists() else None
+        digest = cell_digest(_cell_config(config, cell, str(teacher)), sha)
+        try:
+            done = _done(cell.directory, digest) is not None
+        except CompressError:
+            done = False  # run with another config: it would be refused, so it is not done
+    return {"cell": cell.key, "done": done, "dir": str(cell.directory)}
+
+
+def _run_cells(
+    config: StudyConfig, root: Path, cells: list[Cell], log: Callable[[str], None]
+) -> dict[str, Any]:
+    from compress.config import build
+    from compress.distill.api import distill
+    from compress.distill.config import DistillConfig
+    from compress.outputs import remove_owned
+
     results: list[dict[str, Any]] = []
     teachers: dict[float, str] = {}
     started, ran = time.perf_counter(), 0
@@ -217,7 +269,7 @@ def run_study(
         if cell.value not in teachers:
             teachers[cell.value] = _teacher(config, root, cell.value, log)
         cfg = _cell_config(config, cell, teachers[cell.value])
-        digest = config_hash({"cell": cfg, "teacher": _teacher_hash(teachers[cell.value])})
+        digest = cell_digest(cfg, _teacher_hash(teachers[cell.value]))
         summary = _done(cell.directory, digest)
         status = "skipped (done)"
         if summary is None:

@@ -63,22 +63,23 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
 
     from compress.artifacts import default_output_dir
     from compress.data import build_loaders, load_data
-    from compress.distributed import env
+    from compress.distributed import env, together
     from compress.engine import SupervisedTask, fit, resolve_device
     from compress.engine.checkpoint import check_resume
     from compress.models import count_params, create_model
     from compress.outputs import run_directory_main
 
     device = resolve_device(config.device)
-    data = load_data(config.data, seed=config.seed)
-    info = data.info
-    torch.manual_seed(config.seed)
-    model = create_model(
-        config.model,
-        num_classes=info.num_classes,
-        in_channels=info.in_channels,
-        **config.model_kwargs,
-    )
+    with together():  # under torchrun, a data error on one rank stops every rank at once
+        data = load_data(config.data, seed=config.seed)
+        info = data.info
+        torch.manual_seed(config.seed)
+        model = create_model(
+            config.model,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            **config.model_kwargs,
+        )
     out = (
         Path(config.output)
         if config.output

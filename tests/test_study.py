@@ -62,3 +62,32 @@ def test_study_grid_table_plot_and_resume_after_sigkill(tmp_path):
     assert "| method | σ = 0 | σ = 0.4 |" in table and table.count("**") == 4  # one bold per column
     assert (out / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "study.csv").read_text().startswith("method,label_noise,mean,std,n,per_seed")
+
+
+def test_relative_absolute_and_moved_outputs_are_one_study(tmp_path, monkeypatch):
+    """A study's cell hashes hold no path: `-o s`, `-o $PWD/s` and the study moved elsewhere
+    all resume the same cells (nothing is trained again), and --dry-run says so truthfully."""
+    import shutil
+
+    small = {**STUDY, "values": [0.0], "methods": ["none"], "seeds": [0]}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(small))
+    monkeypatch.chdir(tmp_path)
+    first = CliRunner().invoke(cli, ["study", str(path), "-o", "s"])
+    assert first.exit_code == 0, first.output
+    table = (tmp_path / "s" / "study.md").read_text()
+    stamp = (tmp_path / "s" / "cells").rglob("cell.json").__next__().stat().st_mtime_ns
+    dry = CliRunner().invoke(cli, ["study", str(path), "-o", str(tmp_path / "s"), "--dry-run"])
+    assert "1 cell(s), 1 done" in dry.output, dry.output
+    again = CliRunner().invoke(cli, ["study", str(path), "-o", str(tmp_path / "s")])
+    assert again.exit_code == 0 and "skipped (done)" in again.output, again.output
+    shutil.move(str(tmp_path / "s"), str(tmp_path / "moved"))
+    moved = CliRunner().invoke(cli, ["study", str(path), "-o", "moved"])
+    assert moved.exit_code == 0 and "skipped (done)" in moved.output, moved.output
+    assert (tmp_path / "moved" / "study.md").read_text() == table
+    cell = next((tmp_path / "moved" / "cells").rglob("cell.json"))
+    assert cell.stat().st_mtime_ns == stamp
+    changed = {**small, "student": {**small["student"], "epochs": 2}}
+    path.write_text(yaml.safe_dump(changed))
+    dry = CliRunner().invoke(cli, ["study", str(path), "-o", "moved", "--dry-run"])
+    assert "1 cell(s), 0 done" in dry.output, dry.output

@@ -38,9 +38,10 @@ def eval_cmd(
     The dataset, image size and normalisation come from the model file unless --dataset,
     --image-size or --set data.KEY=VALUE say otherwise.
     """
-    from compress.artifacts import atomic_write_json
     from compress.errors import CompressError
     from compress.evaluate import EvalConfig, evaluate_model_file
+    from compress.outputs import write_report
+    from compress.runtime.reports import refusal
 
     overrides = {
         "model": model,
@@ -53,11 +54,13 @@ def eval_cmd(
     config = resolve_config(EvalConfig, config_path, overrides, assignments)
     if not config.model:
         raise CompressError("give the model file to evaluate: compress eval MODEL.safetensors")
+    if json_path and refusal(json_path):  # before the work, not after it
+        raise CompressError(refusal(json_path))
     result = evaluate_model_file(config.model, config.data, device=config.device)
     echo(
         f"{config.model} on {result['dataset']} ({result['samples']:,} test images): "
         f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%  loss {result['loss']:.4f}"
     )
     if json_path:
-        atomic_write_json(json_path, result)
+        write_report(json_path, result)
         echo(f"wrote {json_path}")

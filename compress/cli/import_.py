@@ -80,8 +80,12 @@ def import_cmd(
             raise CompressError(
                 f"{name} has {len(values)} values but the model takes {in_channels}-channel images"
             )
-    if stds is not None and min(stds) <= 0:
-        raise CompressError("--std values must be positive")
+    from compress.data.base import check_normalisation
+
+    try:
+        check_normalisation(means, stds, "--")
+    except ValueError as exc:
+        raise CompressError(str(exc)) from None
     if dataset is not None:
         from compress.data import DATASETS
 

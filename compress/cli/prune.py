@@ -111,5 +111,20 @@ def prune(
         "output": kw.pop("output"),
         "resume": kw.pop("resume"),
     }
+    targets = [k for k in ("target_macs", "target_params", "target_latency") if overrides[k]]
+    ratio_given = overrides["prune.ratio"] is not None or any(
+        a.split("=", 1)[0].strip() == "prune.ratio" for a in assignments
+    )
+    if config_path and not ratio_given:
+        from compress.config import load_yaml
+
+        section = load_yaml(config_path).get("prune")
+        ratio_given = isinstance(section, dict) and "ratio" in section
+    if ratio_given and targets:
+        from compress.errors import CompressError
+
+        raise CompressError(
+            f"--ratio and --{targets[0].replace('_', '-')} both choose how much to prune; give one"
+        )
     config = resolve_config(PruneConfig, config_path, overrides, assignments)
     run_prune(config, log=echo)

@@ -54,6 +54,12 @@ def load_data(settings: DataSettings, *, seed: int = 0) -> TensorData | FolderDa
         DataNotFoundError: the files are not where the dataset looks (the message says where).
     """
     loader = DATASETS.get(settings.name)
+    if settings.data_dir and not DATASETS.info(settings.name).get("reads_data_dir", True):
+        raise CompressError(
+            f"{settings.name} is bundled with its package and reads no --data-dir, so "
+            f"'{settings.data_dir}' would be ignored; to use the images there pass --dataset "
+            "imagefolder (or the dataset they are), or drop --data-dir"
+        )
     key = (settings.name, settings.data_dir, settings.image_size, settings.augment)
     data = _CACHE.get(key)
     if data is None:
@@ -195,6 +201,24 @@ def check_fits(
         raise CompressError(
             f"the {what} takes {header.in_channels}-channel images but {info.name} has "
             f"{info.in_channels}; use a {what} trained on {info.name}"
+        )
+    if (
+        header.class_names
+        and info.class_names
+        and list(header.class_names) != list(info.class_names)
+    ):
+        mine, theirs = list(header.class_names), list(info.class_names)
+        if sorted(mine) == sorted(theirs):
+            problem = "the same class names in another order"
+        else:
+            pairs = [(i, a, b) for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+            i, a, b = pairs[0]
+            problem = f"other class names (class {i} is '{a}' in the {what}, '{b}' in the data)"
+        raise CompressError(
+            f"the {what} and {info.name} have {problem}, so its outputs would be read as the "
+            f"wrong classes; use the data it was trained on (its classes: {', '.join(mine[:5])}"
+            + (", ..." if len(mine) > 5 else "")
+            + ")"
         )
     if header.input_size and tuple(info.input_size) != tuple(header.input_size) and not any_size:
         raise CompressError(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from compress.config import NO_HASH
 from compress.data.protocols import ImbalanceSettings
+from compress.header import MEAN_RANGE, STD_RANGE
 from compress.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,15 +85,29 @@ class DataSettings:
             raise ValueError(f"label_noise must be in [0, 1], got {self.label_noise}")
         if (self.mean is None) != (self.std is None):
             raise ValueError("give data.mean and data.std together")
-        if self.std is not None and (
-            not self.std or len(self.std) != len(self.mean or []) or min(self.std) <= 0
-        ):
-            raise ValueError("data.mean and data.std need one value per channel, std > 0")
+        if self.std is not None and (not self.std or len(self.std) != len(self.mean or [])):
+            raise ValueError("data.mean and data.std need one value per channel")
+        check_normalisation(self.mean, self.std, "data.")
 
     @property
     def loader_workers(self) -> int:
         """DataLoader workers: as set, else min(4, CPU cores)."""
         return self.workers if self.workers is not None else min(4, os.cpu_count() or 1)
+
+
+#: Bounds of a per-channel normalisation on the 0–1 pixel scale (`compress.header`): a mean or a
+#: std outside them is a typo (a 0–255 value, an exponent) and would train or measure on garbage.
+def check_normalisation(mean: Any, std: Any, prefix: str = "") -> None:
+    """Raise `ValueError` for a mean or std that is not finite or outside its sane range."""
+    import math
+
+    for name, values, (lo, hi) in (("mean", mean, MEAN_RANGE), ("std", std, STD_RANGE)):
+        for v in values or ():
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
+                raise ValueError(
+                    f"{prefix}{name} value {v!r} is outside [{lo:g}, {hi:g}]; give per-channel "
+                    "values on the 0–1 pixel scale (e.g. mean 0.5, std 0.25)"
+                )
 
 
 @dataclass

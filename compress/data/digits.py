@@ -6,7 +6,10 @@ from compress.data.base import DATASETS, DatasetInfo, DataSettings, TensorData
 
 
 @DATASETS.register(
-    "digits", summary="1,797 8×8 handwritten digits bundled with scikit-learn", size="small"
+    "digits",
+    summary="1,797 8×8 handwritten digits bundled with scikit-learn",
+    size="small",
+    reads_data_dir=False,
 )
 def load_digits(settings: DataSettings) -> TensorData:
     """Load the digits with a fixed stratified 80/20 split (1,437 train / 360 test)."""

@@ -21,13 +21,19 @@ def folder_stats(
 
     Raises:
         DataNotFoundError: no class folders of images under the directory.
+        CompressError: `limit` below 1 or `image_size` outside 1–1024.
     """
+    from compress.errors import CompressError
+
+    if limit is not None and limit < 1:
+        raise CompressError(f"--limit must be at least 1 image, got {limit}")
+    if image_size is not None and not 1 <= image_size <= 1024:
+        raise CompressError(f"--image-size must be between 1 and 1024, got {image_size}")
     import torch
-    from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
     from compress.data.base import class_balanced_subset
-    from compress.data.imagefolder import read_image, transforms_for
+    from compress.data.imagefolder import safe_image_folder, transforms_for
 
     root = Path(directory).expanduser()
     split = root / "train" if (root / "train").is_dir() else root
@@ -35,7 +41,7 @@ def folder_stats(
         transforms_for(image_size, train=False) if image_size else v2.Compose([v2.PILToTensor()])
     )
     try:
-        dataset = ImageFolder(str(split), transform=transform, loader=read_image)
+        dataset = safe_image_folder(str(split), transform)
     except (FileNotFoundError, RuntimeError) as exc:
         raise DataNotFoundError(f"no class folders of images under '{split}': {exc}") from None
     indices = class_balanced_subset(torch.tensor(dataset.targets), limit)

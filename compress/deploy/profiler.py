@@ -8,6 +8,7 @@ there.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,11 @@ from typing import Any
 from compress.config import NO_HASH
 from compress.errors import CompressError
 from compress.header import ModelHeader
+
+#: The largest input batch a profile allocates (bytes of float32 input).
+MAX_INPUT_BYTES = 1 << 30
+#: The largest batch size a profile takes.
+MAX_BATCH = 65536
 
 
 @dataclass
@@ -63,8 +69,8 @@ class ProfileSettings:
     json: str | None = field(default=None, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
-        if not self.batches or any(b < 1 for b in self.batches):
-            raise ValueError(f"batch sizes must be ≥ 1, got {self.batches}")
+        if not self.batches or any(not 1 <= b <= MAX_BATCH for b in self.batches):
+            raise ValueError(f"batch sizes must be between 1 and {MAX_BATCH:,}, got {self.batches}")
         if self.iters < 1 or self.warmup < 0:
             raise ValueError("iters must be ≥ 1 and warmup ≥ 0")
 
@@ -109,12 +115,13 @@ def write_eval_set(
     """
     import numpy as np
 
-    from compress.data import DataSettings, sample_split, settings_for_model
+    from compress.data import DataSettings, check_fits, sample_split, settings_for_model
 
     if count <= 0 or header is None or not header.dataset:
         return None
     settings = settings_for_model(header, DataSettings(name="", data_dir=data_dir))
     images, labels, info = sample_split(settings, "test", count)
+    check_fits(header, info, what="model")  # as `compress eval`: classes, channels, size
     np.savez_compressed(
         path,
         images=images,
@@ -180,6 +187,11 @@ def profile_model(
     from compress.runtime.profile import profile_runner
 
     model = Path(path)
+    if settings.json:
+        from compress.runtime.reports import refusal
+
+        if refusal(settings.json):  # refused before the work, not after it
+            raise CompressError(refusal(settings.json))
     target = parse_target(
         settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
     )
@@ -200,6 +212,14 @@ def profile_model(
     meta = model_metadata(model)
     shape = list(meta.input_shape) if meta is not None else None
     batches = sorted(set(settings.batches))
+    if shape is not None:
+        need = batches[-1] * math.prod(shape) * 4
+        if need > MAX_INPUT_BYTES:
+            raise CompressError(
+                f"batch {batches[-1]:,} of {'×'.join(map(str, shape))} inputs needs "
+                f"{need / 2**30:.1f} GiB for the input alone (at most {MAX_INPUT_BYTES / 2**30:.0f} "
+                "GiB); profile smaller batches"
+            )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         eval_path = write_eval_set(meta, settings.eval_images, settings.data_dir, tmp / "eval.npz")
@@ -222,9 +242,9 @@ def profile_model(
     result.update(model=str(model), runtime=runtime, target=str(target))
     result["top1"] = (result.get("accuracy") or {}).get("top1")
     if settings.json:
-        from compress.artifacts import atomic_write_json
+        from compress.outputs import write_report
 
-        atomic_write_json(settings.json, result)
+        write_report(settings.json, result)
     return result
 
 

@@ -74,13 +74,16 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
             )
         name = header.dataset if config.teacher else "digits"
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, name=name))
+    from compress.distributed import together
+
     device = resolve_device(config.device)
-    # with a teacher, the data comes at the teacher's recorded size and normalisation
-    data = (
-        load_data_for_model(header, config.data, what="teacher", seed=config.seed)
-        if config.teacher
-        else load_data(config.data, seed=config.seed)
-    )
+    with together():  # under torchrun, a data error on one rank stops every rank at once
+        # with a teacher, the data comes at the teacher's recorded size and normalisation
+        data = (
+            load_data_for_model(header, config.data, what="teacher", seed=config.seed)
+            if config.teacher
+            else load_data(config.data, seed=config.seed)
+        )
     info = data.info
     stem = f"{config.student}_{config.method}_{info.name}"
     out = Path(config.output) if config.output else default_output_dir("distill", stem)

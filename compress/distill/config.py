@@ -84,7 +84,7 @@ class DistillConfig(TrainSettings):
 
     student: str = "resnet8"
     student_kwargs: dict[str, Any] = field(default_factory=dict)
-    teacher: str | None = None
+    teacher: str | None = field(default=None, metadata=NO_HASH)  # its SHA-256 is hashed instead
     method: str = "r2kd"
     preset: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +99,47 @@ class DistillConfig(TrainSettings):
         if self.seeds < 1:
             raise ValueError(f"seeds must be ≥ 1, got {self.seeds}")
         self.method_args = to_dict(method_settings(self.method, self.preset, self.method_args))
+        check_pairing(self)
 
     def settings(self) -> Any:
         """The method's settings dataclass."""
         return method_settings(self.method, None, self.method_args)
+
+
+def check_pairing(config: DistillConfig) -> None:
+    """Refuse, when the config is built, what ``compress distill`` would refuse once it starts.
+
+    An unknown student, a teacher given to an online method, and (when the teacher file can be
+    read) feature methods whose student and teacher have different numbers of stages.
+
+    Raises:
+        ValueError: with the one-line reason (the config builder turns it into a `ConfigError`).
+    """
+    from pathlib import Path
+
+    from compress.distill.methods import METHODS
+    from compress.models import MODELS, model_info
+
+    MODELS.get(config.student)  # an unknown name: one line with a suggestion
+    spec = METHODS.get(config.method)
+    if spec.online and config.teacher:
+        raise ValueError(
+            f"method '{config.method}' trains students together without a pretrained teacher; "
+            "drop teacher, or pick a teacher-based method (kd, dist, dkd, r2kd)"
+        )
+    if config.method == "fsp" and config.teacher and Path(config.teacher).is_file():
+        from compress.artifacts import read_header
+        from compress.errors import CompressError
+
+        try:
+            arch = read_header(config.teacher).arch
+        except CompressError:
+            return  # distill() reports an unreadable teacher with its own message
+        s_stages = model_info(config.student).get("stages") or ()
+        t_stages = model_info(arch).get("stages") or ()
+        if s_stages and t_stages and len(s_stages) != len(t_stages):
+            raise ValueError(
+                f"fsp pairs stages one to one, but the student {config.student} has "
+                f"{len(s_stages)} stages and the teacher {arch} {len(t_stages)}; pick a teacher "
+                "of the same family"
+            )

@@ -19,6 +19,24 @@ from compress.errors import CompressError
 
 #: Logger names a config may list.
 LOGGERS = ("csv", "tensorboard", "wandb")
+#: The package each optional logger needs, and the extra that installs it.
+NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
+
+
+def missing_extra(name: str) -> str | None:
+    """Why logger `name` cannot run here (its package is not installed), or ``None``.
+
+    Checked when the config is built, before a run folder is made, so that a missing extra
+    never leaves a half-started run behind.
+    """
+    import importlib.util
+
+    if name not in NEEDS:
+        return None
+    package, extra = NEEDS[name]
+    if importlib.util.find_spec(package) is None:
+        return f"--logger {name} needs {package}: pip install 'compress-toolkit[{extra}]'"
+    return None
 
 
 class Logger:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from compress.config import NO_HASH
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
 
 
 @dataclass
@@ -105,11 +108,17 @@ class EngineSettings:
     sync_bn: bool = False
 
     def __post_init__(self) -> None:
-        from compress.engine.loggers import LOGGERS
+        from compress.engine.loggers import LOGGERS, missing_extra
 
         bad = [name for name in self.loggers if name not in LOGGERS]
         if bad:
             raise ValueError(f"unknown logger '{bad[0]}'; valid: {', '.join(LOGGERS)}")
+        for name in self.loggers:
+            problem = missing_extra(name)
+            if problem:
+                raise ValueError(problem)
+        if not _DEVICE.fullmatch(str(self.device).strip().lower()):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, not {self.device!r}")
         if self.amp is None:
             self.amp = "bf16"
         if not 0 <= self.seed < 2**63:

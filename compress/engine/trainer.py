@@ -106,6 +106,9 @@ def fit(
         task.to(memory_format=torch.channels_last)
     steps_per_epoch = len(train_loader)
     images = getattr(train_loader, "num_samples", None)
+    from compress.distributed import agree
+
+    agree("training data", f"{images} images in {steps_per_epoch} batches an epoch")
     if steps_per_epoch < 1 or (images is not None and images < 2):
         raise CompressError(
             f"the training set has {images} image(s): training needs at least 2 (BatchNorm needs "

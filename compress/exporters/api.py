@@ -46,7 +46,7 @@ def dataset_images(
 
     Size, channels and normalisation all come from the model's header.
     """
-    from compress.data import DataSettings, sample_split, settings_for_model
+    from compress.data import DataSettings, check_fits, sample_split, settings_for_model
 
     if not header.dataset:
         raise CompressError(
@@ -54,6 +54,7 @@ def dataset_images(
         )
     settings = settings_for_model(header, DataSettings(name="", data_dir=data_dir))
     images, labels, info = sample_split(settings, split, count)
+    check_fits(header, info, what="model")
     if tuple(images.shape[1:]) != tuple(header.input_shape):
         raise CompressError(
             f"the model takes {'×'.join(map(str, header.input_shape))} inputs but {info.name} gives "

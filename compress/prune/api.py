@@ -71,6 +71,10 @@ def _measure(
     return facts
 
 
+#: How far (share of the model's own count) the achieved MACs or params may land from a target.
+TARGET_SLACK = 0.03
+
+
 def search_ratio(
     model: nn.Module,
     shape: tuple[int, int, int],
@@ -78,10 +82,20 @@ def search_ratio(
     *,
     target: float,
     metric: str,
-) -> float:
+) -> tuple[float, float]:
     """The channel ratio whose one-shot pruning keeps about `target` of the model's MACs or params.
 
-    Bisection over the ratio, each trial pruning a copy of the model.
+    Bisection over the ratio, each trial pruning a copy of the model. With ``round_to`` the kept
+    share is a step function of the ratio and not even monotone near 0 (a tiny ratio can round
+    a 16-channel layer down to 8), so the bisection's answer is checked, and when it misses the
+    target a grid of ratios is tried; the ratio whose share lands closest wins.
+
+    Returns:
+        ``(ratio, kept)``: the ratio and the share it keeps.
+
+    Raises:
+        CompressError: no ratio lands within `TARGET_SLACK` of the target (the message gives the
+            closest share reachable).
     """
     from compress.models import count_params
     from compress.models.stats import count_macs
@@ -90,11 +104,18 @@ def search_ratio(
         return float(count_macs(m, shape) if metric == "macs" else count_params(m))
 
     base = measure(model)
+    seen: dict[float, float] = {}
 
     def kept(ratio: float) -> float:
-        trial = copy.deepcopy(model).cpu()
-        prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
-        return measure(trial) / base
+        if ratio not in seen:
+            trial = copy.deepcopy(model).cpu()
+            try:
+                prune_channels(trial, shape, replace(settings, ratio=ratio, steps=1))
+            except CompressError:  # nothing to remove at this ratio
+                seen[ratio] = 1.0
+                return 1.0
+            seen[ratio] = measure(trial) / base
+        return seen[ratio]
 
     top = settings.max_layer_ratio
     if not settings.global_pruning:
@@ -114,7 +135,19 @@ def search_ratio(
             lo = mid
         else:
             hi = mid
-    return hi
+    ratio = max(hi, 1e-3)
+    if abs(kept(ratio) - target) > TARGET_SLACK:
+        for i in range(1, 25):
+            kept(top * i / 24)
+        ratio = min(seen, key=lambda r: (abs(seen[r] - target), r))
+    if abs(seen[ratio] - target) > TARGET_SLACK:
+        near = min(seen.values(), key=lambda k: abs(k - target))
+        raise CompressError(
+            f"no channel ratio keeps {100 * target:.1f}% of this model's {metric} with round_to "
+            f"{settings.round_to} (the closest is {100 * near:.1f}%); choose a target near that, "
+            "or lower --round-to"
+        )
+    return ratio, seen[ratio]
 
 
 def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
@@ -153,7 +186,11 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         run_files=("state.pt", "summary.json", PLAN_FILE, "config.yaml"),
     ):
         digest = config_hash(
-            {"config": hashed_dict(config), "model": file_ref(config.model)["sha256"]}
+            {
+                "config": hashed_dict(config),
+                "model": file_ref(config.model)["sha256"],
+                "teacher": file_ref(config.teacher)["sha256"] if config.teacher else None,
+            }
         )
         write_config(config, out, digest=digest)
         train_loader, eval_loader = build_loaders(
@@ -260,8 +297,11 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
     if config.target_macs or config.target_params:
         metric = "macs" if config.target_macs else "params"
         target = config.target_macs or config.target_params
-        ratio = search_ratio(source, shape, settings, target=target, metric=metric)
-        log(f"keeping {100 * target:.0f}% of the {metric} needs a channel ratio of {ratio:.3f}")
+        ratio, share = search_ratio(source, shape, settings, target=target, metric=metric)
+        log(
+            f"keeping {100 * target:.1f}% of the {metric}: channel ratio {ratio:.3f} keeps "
+            f"{100 * share:.1f}%"
+        )
         settings = replace(settings, ratio=ratio)
     elif config.target_latency or config.target_latency_share:
         from compress.prune.budget import search_latency_ratio

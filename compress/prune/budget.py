@@ -59,8 +59,11 @@ class LatencyBudget:
     remote_python: str = "python3"
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.iters < 1 or self.duration < 0:
-            raise ValueError("latency budget: batch and iters must be ≥ 1, duration ≥ 0")
+        if not 1 <= self.batch <= 65536 or self.iters < 1 or not 0 <= self.duration <= 3600:
+            raise ValueError(
+                "latency budget: batch must be between 1 and 65,536, iters ≥ 1, duration between "
+                f"0 and 3600 s (got batch {self.batch}, iters {self.iters}, duration {self.duration})"
+            )
 
 
 def parse_latency(text: str | float | None) -> float | None:

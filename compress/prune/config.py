@@ -51,7 +51,7 @@ class PruneConfig(EngineSettings):
 
     config_order: ClassVar[tuple[str, ...]] = ("model", "prune", "target_macs", "target_params")
 
-    model: str | None = None
+    model: str | None = field(default=None, metadata=NO_HASH)  # its SHA-256 is hashed instead
     prune: PruneSettings = field(default_factory=PruneSettings)
     target_macs: float | None = None
     target_params: float | None = None
@@ -61,7 +61,7 @@ class PruneConfig(EngineSettings):
     bn_recalibration: int = 16
     finetune_epochs: int = 0
     step_epochs: int = 0
-    teacher: str | None = None
+    teacher: str | None = field(default=None, metadata=NO_HASH)  # likewise
     method: str | None = None
     preset: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)

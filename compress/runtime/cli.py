@@ -95,6 +95,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps({"error": str(exc)}))
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.json_path:
+        from compress.runtime.reports import REPORT_KEY, refusal
+
+        problem = refusal(args.json_path)
+        if problem:
+            print(json.dumps({"error": problem}))
+            print("error: " + problem, file=sys.stderr)
+            return 2
+        out = dict(out, **{REPORT_KEY: "compress device runtime"})
     text = json.dumps(out, indent=2, default=str)
     if args.json_path:
         atomic_write(args.json_path, text.encode())
