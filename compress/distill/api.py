@@ -205,6 +205,21 @@ def train_student(
         )
         ctx.sample_batch = next(iter(train_loader))
     task = spec.build(student, teacher, settings, ctx)
+    phase = spec.init_phase(task, settings) if spec.init_phase is not None else None
+    if phase is not None:
+        init_task, init_epochs = phase
+        ctx.report["init_phase"] = run_init_phase(
+            init_task,
+            init_epochs,
+            train_loader,
+            eval_loader,
+            train,
+            out_dir=out_dir,
+            device=device,
+            digest=digest,
+            save_meta=save_meta,
+            log=log,
+        )
     return fit(
         task,
         train_loader,
@@ -217,6 +232,68 @@ def train_student(
         summary_extra={**(summary_extra or {}), **ctx.report, "data_protocol": info.protocol},
         resume=resume,
         per_class=info.protocol is not None,
+        log=log,
+    )
+
+
+INIT_DIR = "init"
+
+
+def run_init_phase(
+    task: Any,
+    epochs: int,
+    train_loader: Any,
+    eval_loader: Any,
+    train: TrainSettings,
+    *,
+    out_dir: Path,
+    device: torch.device,
+    digest: str,
+    save_meta: dict[str, Any] | None,
+    log: Any,
+) -> dict[str, Any]:
+    """A method's initialisation phase, in ``out_dir/init/``, before the run's own epochs.
+
+    It trains ``task`` (which shares the student with the run) for `epochs` epochs at the
+    run's learning rate, constant, with the run's optimiser. A phase that finished is not run
+    again: its last student is loaded instead, so a run killed in either phase resumes where
+    it stopped.
+
+    Returns:
+        The phase's summary (``summary.json`` of ``init/``).
+    """
+    import dataclasses
+    import json
+
+    from compress.artifacts import load_state as load_tensors
+    from compress.engine import fit
+    from compress.engine.settings import ScheduleSettings
+
+    folder = out_dir / INIT_DIR
+    done = folder / "summary.json"
+    if done.exists():
+        summary = json.loads(done.read_text())
+        if summary.get("config_hash") == digest:
+            state = load_tensors(folder / "last.safetensors")
+            task.model.load_state_dict(state)
+            log(f"initialisation phase: finished before ({epochs} epochs), its student loaded")
+            return summary
+    from compress.distributed import env
+
+    if env().is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+    log(f"initialisation phase: {epochs} epoch(s) before the run's own")
+    settings = dataclasses.replace(train, epochs=epochs, schedule=ScheduleSettings(name="constant"))
+    return fit(
+        task,
+        train_loader,
+        eval_loader,
+        settings,
+        out_dir=folder,
+        device=device,
+        config_hash=digest,
+        save_meta=save_meta,
+        resume=(folder / "state.pt").exists(),
         log=log,
     )
 

@@ -61,6 +61,9 @@ class MethodSpec:
         needs_teacher: the method requires ``--teacher``.
         online: the method trains without a pretrained teacher by design (a cohort or branches).
         presets: named bundles of settings (e.g. R2KD's ``faithful``).
+        init_phase: ``init_phase(task, settings) -> (init_task, epochs) | None``: a phase of its
+            own epochs that trains before the run (FSP's RepDistiller initialisation), resumable
+            on its own and skipped once finished.
         engine_presets: what a preset sets outside the method, in the training settings
             (``faithful`` trains in fp32: ``{"amp": "none"}``); explicit settings win.
         summary: one line for ``compress methods``.
@@ -71,6 +74,7 @@ class MethodSpec:
     needs_teacher: bool = True
     online: bool = False
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    init_phase: Callable[..., Any] | None = None
     engine_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: str = ""
 

@@ -1,9 +1,12 @@
 """``fitnet``: FitNets hints (Romero et al. 2015), as mdistiller ships them.
 
 CE plus the MSE between the teacher's middle-stage feature and the student's, passed through a
-trained regressor (1×1 conv + BN + ReLU, mdistiller's ``ConvReg``); a spatial mismatch is
-bridged by average-pooling the larger map. The regressor trains with the student and is not
-part of the saved student.
+trained regressor, mdistiller's (and RepDistiller's) ``ConvReg``: a conv + BN + ReLU whose conv
+maps the student's size onto the teacher's — 3×3 stride 2 for a map twice as large, a 4×4
+stride-2 transposed conv for one half as large, a (1 + Δ)-sized conv otherwise. A size it cannot
+map (smaller by another factor) falls back to a 1×1 conv with the maps average-pooled to the
+smaller (our extension). The regressor trains with the student and is not part of the saved
+student.
 """
 
 from __future__ import annotations
@@ -51,6 +54,23 @@ class FitNet(FeatureDistiller):
         return {"loss": loss, "logits": logits, "ce": ce.detach(), "hint": hint.detach()}
 
 
+def conv_reg(s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> nn.Module:
+    """Mdistiller's ``ConvReg`` from a (C, H, W) student map to a teacher map.
+
+    As there, the conv keeps its bias (``nn.Conv2d`` default) before the BatchNorm.
+    """
+    (s_c, s_h, s_w), (t_c, t_h, t_w) = s_shape[-3:], t_shape[-3:]
+    if s_h == 2 * t_h:
+        conv: nn.Module = nn.Conv2d(s_c, t_c, 3, stride=2, padding=1)
+    elif s_h * 2 == t_h:
+        conv = nn.ConvTranspose2d(s_c, t_c, 4, stride=2, padding=1)
+    elif s_h >= t_h and s_w >= t_w:
+        conv = nn.Conv2d(s_c, t_c, (1 + s_h - t_h, 1 + s_w - t_w))
+    else:  # not in ConvReg: pooled to the smaller map in `FitNet.forward`
+        conv = nn.Conv2d(s_c, t_c, 1)
+    return nn.Sequential(conv, nn.BatchNorm2d(t_c), nn.ReLU(inplace=False))
+
+
 def _build(student, teacher, settings: FitNetSettings, ctx) -> FitNet:
     s_stages, t_stages = stages_of(student, "student"), stages_of(teacher, "teacher")
     pick = settings.hint_stage
@@ -59,11 +79,7 @@ def _build(student, teacher, settings: FitNetSettings, ctx) -> FitNet:
     shape = input_shape_of(ctx)
     (s_shape,) = probe_shapes(student, (s_name,), shape)
     (t_shape,) = probe_shapes(teacher, (t_name,), shape)
-    regressor = nn.Sequential(
-        nn.Conv2d(s_shape[0], t_shape[0], 1, bias=False),
-        nn.BatchNorm2d(t_shape[0]),
-        nn.ReLU(inplace=False),
-    )
+    regressor = conv_reg(s_shape, t_shape)
     return FitNet(student, teacher, s_name, t_name, regressor, settings)
 
 

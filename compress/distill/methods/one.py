@@ -1,8 +1,9 @@
 """``one``: On-the-fly Native Ensemble (Lan et al. 2018), an online method with no teacher.
 
 The student grows ``branches − 1`` extra copies of its last stage and classifier (its *head*,
-registered per family) over the shared lower layers, plus a gate: a linear layer on the pooled
-shared feature, softmax over branches. Each branch and the gated ensemble get CE; each branch
+registered per family) over the shared lower layers, plus a gate on the pooled shared feature:
+Linear → BatchNorm1d → ReLU → softmax over branches, as the official code (``gate: linear``
+is a plain linear layer, this toolkit's earlier gate). Each branch and the gated ensemble get CE; each branch
 gets ``T²·KL`` toward the (detached) ensemble, weighted by a sigmoid ramp-up. The saved student
 is a plain zoo model carrying the best branch's head (by test top-1 after each epoch); which
 branch, every branch's top-1 and the ensemble's go into ``metrics.jsonl`` and ``summary.json``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +31,15 @@ class ONESettings:
     """ONE's settings.
 
     Attributes: branches (m, 3); temperature (3); kl_weight (1); rampup (fraction of the run
-    over which the KL weight ramps up by exp(−5(1−t)²); ONE: 80 of 300 epochs).
+    over which the KL weight ramps up by exp(−5(1−t)²); the official code: 80 epochs of 300,
+    whatever the run's length); gate (``linear_bn_relu``: the official gate; ``linear``).
     """
 
     branches: int = 3
     temperature: float = 3.0
     kl_weight: float = 1.0
     rampup: float = 0.27
+    gate: Literal["linear_bn_relu", "linear"] = "linear_bn_relu"
 
     def __post_init__(self) -> None:
         if self.branches < 2:
@@ -138,7 +142,9 @@ def _build(student, teacher, settings: ONESettings, ctx) -> ONE:
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
     (shared_shape,) = probe_shapes(student, (head[0],), input_shape_of(ctx), inputs=True)
-    gate = nn.Linear(shared_shape[0], settings.branches)
+    gate: nn.Module = nn.Linear(shared_shape[0], settings.branches)
+    if settings.gate == "linear_bn_relu":
+        gate = nn.Sequential(gate, nn.BatchNorm1d(settings.branches), nn.ReLU())
     return ONE(student, head, branches, gate, settings)
 
 
