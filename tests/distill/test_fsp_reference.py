@@ -69,7 +69,7 @@ def _task(settings):
 
 
 def test_the_init_loss_and_its_gradient_equal_repdistillers():
-    task, phase, student, teacher = _task({})
+    _, phase, student, teacher = _task({})
     init, epochs = phase
     assert epochs == 30  # RepDistiller's --init_epochs
     x = torch.randn(6, 3, 32, 32, dtype=torch.float64)

@@ -151,16 +151,14 @@ def boundary_samples(
         s_gt = out.gather(1, gt[:, None]).squeeze(1)
         s_t = out.gather(1, target[:, None]).squeeze(1)
         (grad,) = torch.autograd.grad((s_t - s_gt).sum(), adv)
-        if s.stop == "top1":
-            active = out.detach().argmax(1) == gt
-        else:
-            active = (s_gt - s_t).detach() > 0
+        margin = (s_gt - s_t).detach()
+        active = out.detach().argmax(1) == gt if s.stop == "top1" else margin > 0
         if not bool(active.any()):
             break
         unit = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-30).view(view)
         size = torch.full_like(s_gt, s.step_size)
         if s.step_rule == "margin":
-            size = s.step_size * ((s_gt - s_t).detach() + 1e-4)
+            size = s.step_size * (margin + 1e-4)
         adv = adv.detach() + (size * active).view(view) * unit
         if s.clamp is not None:
             adv = adv.clamp(-s.clamp, s.clamp)
