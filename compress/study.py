@@ -282,7 +282,7 @@ def _run_cells(
             )
             _write_cell(cell.directory, digest, summary)
             ran += 1
-            status = f"top-1 {100 * summary['top1']:.2f}%"
+            status = f"last-epoch top-1 {100 * summary['top1_last']:.2f}%"
         results.append(
             {"value": cell.value, "method": cell.method, "seed": cell.seed, **_facts(summary)}
         )
@@ -303,8 +303,9 @@ def _teacher_hash(path: str) -> str:
 def _facts(summary: dict[str, Any]) -> dict[str, Any]:
     protocol = summary.get("data_protocol") or {}
     return {
-        "top1": summary["top1"],
         "top1_last": summary["top1_last"],
+        "top1_best_epoch_on_test": summary["top1"],
+        "train_top1_last": summary.get("train_top1_last"),
         "per_class_top1": summary.get("per_class_top1"),
         "realised_noise": (protocol.get("label_noise") or {}).get("realised_rate"),
         "class_counts": (protocol.get("imbalance") or {}).get("counts"),
@@ -312,13 +313,20 @@ def _facts(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def aggregate(config: StudyConfig, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± sample std of best-epoch top-1 per (method, value)."""
+    """Mean ± sample std of the last epoch's test top-1 per (method, value).
+
+    The last epoch, as the seed study reports final accuracy: picking the best epoch on the
+    test set would select on the test set and stop before label noise is memorised. The
+    training top-1 on the (noisy) training labels of the last epoch is averaged beside it.
+    """
     rows = []
     for method in config.methods:
         for value in config.values:
-            scores = [r["top1"] for r in results if r["method"] == method and r["value"] == value]
-            if not scores:
+            cells = [r for r in results if r["method"] == method and r["value"] == value]
+            if not cells:
                 continue
+            scores = [r["top1_last"] for r in cells]
+            train = [r["train_top1_last"] for r in cells if r.get("train_top1_last") is not None]
             rows.append(
                 {
                     "method": method,
@@ -327,6 +335,7 @@ def aggregate(config: StudyConfig, results: list[dict[str, Any]]) -> list[dict[s
                     "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
                     "n": len(scores),
                     "per_seed": scores,
+                    "train_mean": statistics.fmean(train) if train else None,
                 }
             )
     return rows
@@ -361,6 +370,24 @@ def markdown_table(config: StudyConfig, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def train_table(config: StudyConfig, rows: list[dict[str, Any]]) -> str:
+    """Methods × settings of the mean last-epoch training top-1 (memorised noise shows here)."""
+    if not any(r.get("train_mean") is not None for r in rows):
+        return ""
+    by = {(r["method"], r["value"]): r for r in rows}
+    sym = config.symbol()
+    lines = ["| method | " + " | ".join(f"{sym} = {v:g}" for v in config.values) + " |"]
+    lines.append("|" + "---|" * (len(config.values) + 1))
+    for method in config.methods:
+        cells = []
+        for v in config.values:
+            r = by.get((method, v))
+            mean = r.get("train_mean") if r else None
+            cells.append("–" if mean is None else f"{100 * mean:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_study(config: StudyConfig, root: Path, results: list[dict[str, Any]]) -> dict[str, Any]:
     """``study.md``, ``study.csv``, ``study.json`` and ``study.png`` in `root`."""
     import csv
@@ -373,11 +400,17 @@ def write_study(config: StudyConfig, root: Path, results: list[dict[str, Any]]) 
     table = markdown_table(config, rows)
     seeds = len(config.seeds)
     note = (
-        f"\n\nBest-epoch test top-1 (%), mean ± sample std over {seeds} seed(s); bold: the best "
-        "of a column; ↓: below the no-KD baseline."
+        f"\n\nLast-epoch test top-1 (%), mean ± sample std over {seeds} seed(s); bold: the best "
+        "of a column; ↓: below the no-KD baseline. No epoch is selected on the test set."
     )
     if config.axis == "imbalance" and config.imbalance.profile == "dirichlet":
         note += " Imbalance: our protocol (Dirichlet γ), the seed study does not state its own."
+    train = train_table(config, rows)
+    if train:
+        note += (
+            "\n\nTraining top-1 (%) on the training labels as given (noisy ones included), "
+            "last epoch:\n\n" + train
+        )
     atomic_write_text(root / "study.md", table + note + "\n")
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -394,6 +427,19 @@ def write_study(config: StudyConfig, root: Path, results: list[dict[str, Any]]) 
             ]
         )
     atomic_write_text(root / "study.csv", buf.getvalue())
-    atomic_write_json(root / "study.json", {"axis": config.axis, "rows": rows, "cells": results})
+    from compress.engine.settings import TrainSettings
+    from compress.engine.trainer import run_environment
+
+    environment = {k: v for k, v in run_environment(TrainSettings()).items() if k != "seed"}
+    atomic_write_json(
+        root / "study.json",
+        {
+            "axis": config.axis,
+            "metric": "top1_last",
+            "rows": rows,
+            "cells": results,
+            "environment": environment,
+        },
+    )
     study_plot(rows, config.methods, root / "study.png", xlabel=config.symbol(), title=config.axis)
     return {"output": str(root), "rows": rows, "cells": results, "table": table + note}

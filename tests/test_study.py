@@ -91,3 +91,30 @@ def test_relative_absolute_and_moved_outputs_are_one_study(tmp_path, monkeypatch
     path.write_text(yaml.safe_dump(changed))
     dry = CliRunner().invoke(cli, ["study", str(path), "-o", "moved", "--dry-run"])
     assert "1 cell(s), 0 done" in dry.output, dry.output
+
+
+def test_the_same_study_twice_gives_the_same_table_to_the_last_digit(tmp_path):
+    """Seeded data order, corruption and initialisation: one machine, one table. The table is
+    the last epoch's (nothing selected on the test set), with the training accuracy on the
+    noisy labels beside it, and study.json says what the numbers depend on."""
+    small = {**STUDY, "values": [0.0, 0.4], "methods": ["none", "kd"], "seeds": [0]}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(small))
+    tables = []
+    for name in ("a", "b"):
+        result = CliRunner().invoke(cli, ["study", str(path), "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        tables.append((tmp_path / name / "study.md").read_text())
+    assert tables[0] == tables[1]
+    assert "Last-epoch test top-1" in tables[0] and "noisy ones included" in tables[0]
+    record = json.loads((tmp_path / "a" / "study.json").read_text())
+    assert record["metric"] == "top1_last"
+    env = record["environment"]
+    assert env["torch"] and env["threads"] >= 1 and isinstance(env["cpu_flags"], list)
+    for cell in record["cells"]:
+        summary = json.loads(
+            (tmp_path / "a" / "cells" / f"label_noise-{cell['value']:g}" / cell["method"]
+             / f"seed{cell['seed']}" / "summary.json").read_text()
+        )  # fmt: skip
+        assert cell["top1_last"] == summary["top1_last"]
+        assert cell["train_top1_last"] == summary["train_top1_last"]

@@ -99,7 +99,7 @@ def benchmark_model(
     """The rows of one model: each format exported (validated) and profiled on the target."""
     from compress.artifacts import load_model
     from compress.deploy.profiler import profile_model
-    from compress.deploy.targets import LocalTarget, parse_target
+    from compress.deploy.targets import parse_target
     from compress.engine.metrics import model_facts
     from compress.exporters.api import export
     from compress.exporters.base import ExportConfig
@@ -107,8 +107,8 @@ def benchmark_model(
     from compress.runtime.errors import AgentError
 
     name = slug(path.parent.name if path.name == "model.safetensors" else path.stem)
-    target = parse_target(config.target)
-    remote = not isinstance(target, LocalTarget)
+    target = parse_target(config.target, config.profile)
+    remote = target.remote
     profile = dataclasses.replace(
         config.profile, target=config.target, batches=list(config.batches), json=None
     )
@@ -126,7 +126,7 @@ def benchmark_model(
         log(f"[{name}] {fmt}")
         try:
             if f.exporter is None:
-                if remote:
+                if not target.runs_torch:
                     rows.append(row(fmt, "not run: the device runtime has no torch"))
                     continue
                 artifact, validation = path, None
@@ -206,7 +206,7 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
             )
     from compress.deploy.targets import parse_target
 
-    parse_target(config.target)  # a bad URL fails before any work
+    parse_target(config.target, config.profile)  # a bad URL fails before any work
     out = (
         Path(config.output)
         if config.output

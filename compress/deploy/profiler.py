@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.config import NO_HASH
+from compress.deploy.targets.base import ProfileJob, TargetSettings
 from compress.errors import CompressError
 from compress.header import ModelHeader
 
@@ -25,12 +26,12 @@ MAX_BATCH = 65536
 
 
 @dataclass
-class ProfileSettings:
-    """How to profile.
+class ProfileSettings(TargetSettings):
+    """How to profile (and where: the `TargetSettings` fields).
 
     Attributes:
         runtime: ``torch``, ``onnxruntime`` or ``tensorrt`` (default: from the file suffix).
-        target: ``local`` or ``ssh://user@host[:port]``.
+        target: ``local``, ``ssh://user@host[:port]`` or ``subprocess://[PYTHON]``.
         batches: batch sizes of the sweep.
         warmup: untimed calls before timing each batch size.
         iters: timed calls per batch size (at least).
@@ -47,11 +48,12 @@ class ProfileSettings:
         compile: torch runtime: ``torch.compile`` the model.
         ssh_config: an extra ssh config file for ssh targets (``ssh -F``).
         remote_python: the Python interpreter on the device.
+        validate_exports: validate the ONNX export made on the way against PyTorch (200
+            images); latency-budget probes, which only time the model, skip it.
         json: also write the result to this file.
     """
 
     runtime: str | None = None
-    target: str = "local"
     batches: list[int] = field(default_factory=lambda: [1, 64])
     warmup: int = 10
     iters: int = 50
@@ -64,8 +66,7 @@ class ProfileSettings:
     providers: list[str] | None = None
     device: str = "auto"
     compile: bool = False
-    ssh_config: str | None = field(default=None, metadata=NO_HASH)
-    remote_python: str = "python3"
+    validate_exports: bool = field(default=True, metadata=NO_HASH)
     json: str | None = field(default=None, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
@@ -132,10 +133,21 @@ def write_eval_set(
     return path
 
 
-def _onnx_for(path: Path, precision: str, tmp: Path, data_dir: str | None) -> Path:
-    """The ONNX file to run or build an engine from (exported from a .safetensors when needed)."""
+def _onnx_for(
+    path: Path, precision: str, tmp: Path, data_dir: str | None, *, validate: bool = True
+) -> Path:
+    """The ONNX file to run or build an engine from (exported from a .safetensors when needed).
+
+    With ``validate=False`` an fp32 export is written without being checked against PyTorch
+    (latency probes only time it; the exporter itself is tested to match).
+    """
     if path.suffix == ".onnx":
         return path
+    if not validate and precision == "fp32":
+        from compress.artifacts import load_model, read_header
+        from compress.exporters.onnx import export_onnx
+
+        return export_onnx(load_model(path), tmp / "probe.onnx", read_header(path).input_shape)
     from compress.exporters.api import export
     from compress.exporters.base import ExportConfig
     from compress.exporters.formats import onnx_format_for
@@ -153,7 +165,8 @@ def _onnx_for(path: Path, precision: str, tmp: Path, data_dir: str | None) -> Pa
     return Path(result["formats"][fmt]["path"])
 
 
-def _shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
+def shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
+    """The input shape a model records, or a one-line error for a foreign ONNX file."""
     if meta is None:
         raise CompressError(
             f"'{model}' carries no compress metadata, so its input shape is unknown; export it "
@@ -162,7 +175,8 @@ def _shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
     return list(meta.input_shape)
 
 
-def _engine_profile(settings: ProfileSettings) -> tuple[int, int, int]:
+def engine_profile(settings: ProfileSettings) -> tuple[int, int, int]:
+    """TensorRT's optimisation profile, widened to cover every batch of the sweep."""
     from compress.exporters.base import BatchSpec
 
     spec = BatchSpec.parse(settings.batch_profile)
@@ -181,10 +195,8 @@ def profile_model(
         "runtime", "target", "model"}``.
     """
     from compress.deploy.runners import runtime_for, runtime_names
-    from compress.deploy.targets import LocalTarget, parse_target
+    from compress.deploy.targets import parse_target
     from compress.registry import suggest
-    from compress.runtime.errors import AgentError
-    from compress.runtime.profile import profile_runner
 
     model = Path(path)
     if settings.json:
@@ -192,9 +204,7 @@ def profile_model(
 
         if refusal(settings.json):  # refused before the work, not after it
             raise CompressError(refusal(settings.json))
-    target = parse_target(
-        settings.target, ssh_config=settings.ssh_config, python=settings.remote_python
-    )
+    target = parse_target(settings.target, settings)
     if not model.exists():
         raise CompressError(f"'{model}' does not exist; check the path")
     runtime = settings.runtime or runtime_for(str(model))
@@ -217,28 +227,26 @@ def profile_model(
         if need > MAX_INPUT_BYTES:
             raise CompressError(
                 f"batch {batches[-1]:,} of {'×'.join(map(str, shape))} inputs needs "
-                f"{need / 2**30:.1f} GiB for the input alone (at most {MAX_INPUT_BYTES / 2**30:.0f} "
-                "GiB); profile smaller batches"
+                f"{need / 2**30:.1f} GiB for the input alone (at most "
+                f"{MAX_INPUT_BYTES / 2**30:.0f} GiB); profile smaller batches"
             )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         eval_path = write_eval_set(meta, settings.eval_images, settings.data_dir, tmp / "eval.npz")
-        timing = {"warmup": settings.warmup, "iters": settings.iters, "duration": settings.duration}
-        if isinstance(target, LocalTarget):
-            try:
-                with _local_runner(model, runtime, meta, settings, tmp, log) as runner:
-                    result = profile_runner(
-                        runner,
-                        batches,
-                        model_path=str(model),
-                        eval_path=str(eval_path) if eval_path else None,
-                        input_shape=shape,
-                        **timing,
-                    )
-            except AgentError as exc:
-                raise CompressError(str(exc)) from None
-        else:
-            result = _remote(model, runtime, meta, settings, target, tmp, eval_path, batches, log)
+        job = ProfileJob(
+            model=model,
+            runtime=runtime,
+            meta=meta,
+            settings=settings,
+            tmp=tmp,
+            eval_path=eval_path,
+            batches=batches,
+            onnx_for=lambda precision: _onnx_for(
+                model, precision, tmp, settings.data_dir, validate=settings.validate_exports
+            ),
+            log=log,
+        )
+        result = target.profile(job)
     result.update(model=str(model), runtime=runtime, target=str(target))
     result["top1"] = (result.get("accuracy") or {}).get("top1")
     if settings.json:
@@ -246,107 +254,6 @@ def profile_model(
 
         write_report(settings.json, result)
     return result
-
-
-def _local_runner(
-    model: Path,
-    runtime: str,
-    meta: ModelHeader | None,
-    settings: ProfileSettings,
-    tmp: Path,
-    log: Any,
-) -> Any:
-    from compress.deploy.runners import make_runner
-    from compress.runtime.engines import build_cached
-    from compress.runtime.errors import AgentError
-
-    try:
-        if runtime == "torch":
-            return make_runner(
-                "torch",
-                str(model),
-                device=settings.device,
-                compile=settings.compile,
-                threads=settings.threads,
-            )
-        if runtime == "onnxruntime":
-            onnx = _onnx_for(model, "fp32", tmp, settings.data_dir)
-            return make_runner(
-                "onnxruntime", str(onnx), providers=settings.providers, threads=settings.threads
-            )
-        if model.suffix in (".plan", ".engine"):
-            return make_runner("tensorrt", str(model))
-        from compress.exporters.tensorrt import require_tensorrt
-
-        require_tensorrt()
-        onnx = _onnx_for(model, settings.precision, tmp, settings.data_dir)
-        plan = build_cached(
-            str(onnx),
-            settings.precision,
-            _engine_profile(settings),
-            _shape_of(meta, model),
-            str(Path.home() / ".cache" / "compress" / "engines"),
-            log=log,
-        )
-        return make_runner("tensorrt", plan)
-    except AgentError as exc:
-        raise CompressError(str(exc)) from None
-
-
-def _remote(
-    model: Path,
-    runtime: str,
-    meta: ModelHeader | None,
-    settings: ProfileSettings,
-    target: Any,
-    tmp: Path,
-    eval_path: Path | None,
-    batches: list[int],
-    log: Any,
-) -> dict[str, Any]:
-    if runtime == "torch":
-        raise CompressError(
-            "the device agent runs onnxruntime and tensorrt, not torch: profile an ONNX export, or the "
-            ".safetensors file with --runtime onnxruntime (it is exported first)"
-        )
-    if model.suffix in (".plan", ".engine"):
-        raise CompressError(
-            "TensorRT engines are built on the device: give the .onnx export (or the model file) with --runtime tensorrt"
-        )
-    precision = settings.precision if runtime == "tensorrt" else "fp32"
-    onnx = _onnx_for(model, precision, tmp, settings.data_dir)
-    files = [onnx] + ([eval_path] if eval_path else [])
-    args = [
-        "profile",
-        onnx.name,
-        "--runtime",
-        runtime,
-        "--batches",
-        ",".join(map(str, batches)),
-        "--warmup",
-        str(settings.warmup),
-        "--iters",
-        str(settings.iters),
-        "--duration",
-        str(settings.duration),
-    ]
-    if eval_path:
-        args += ["--eval", eval_path.name]
-    if meta is not None:
-        args += ["--input-shape", ",".join(map(str, meta.input_shape))]
-    if runtime == "tensorrt":
-        args += [
-            "--build",
-            precision,
-            "--batch-profile",
-            ":".join(map(str, _engine_profile(settings))),
-        ]
-    if settings.threads:
-        args += ["--threads", str(settings.threads)]
-    if settings.providers:
-        args += ["--providers", ",".join(settings.providers)]
-    log(f"profiling {onnx.name} with {runtime} on {target}")
-    return target.run_agent(files, args)
 
 
 def results_table(result: dict[str, Any]) -> str:

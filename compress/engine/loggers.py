@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from compress.engine.callbacks import Callback
 from compress.errors import CompressError
 
 #: Logger names a config may list.
@@ -193,3 +194,49 @@ def curves_plot(records: list[dict[str, Any]], path: Path) -> Path | None:
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+#: Per-step scalars go to TensorBoard / wandb every this many optimiser steps.
+STEP_LOG_EVERY = 10
+
+
+class LoggingCallback(Callback):
+    """The loggers as a training-loop callback (main process only).
+
+    Per-step scalars every `STEP_LOG_EVERY` steps (a host sync, so only when a logger wants
+    them), every epoch's records after each epoch, ``curves.png`` and closing at the end.
+    """
+
+    def __init__(self, names: Iterable[str], out: Path, config: Any) -> None:
+        self.loggers = make_loggers(names, out, config)
+        self.step_loggers = [lg for lg in self.loggers if not isinstance(lg, CSVLogger)]
+        self.out = out
+
+    def on_step_end(self, trainer: Any, step: Any) -> None:  # noqa: D102
+        if not self.step_loggers or step.global_step % STEP_LOG_EVERY:
+            return
+        import time
+
+        import torch
+
+        scalars = {
+            k: float(v.detach())
+            for k, v in step.outputs.items()
+            if k != "logits" and torch.is_tensor(v) and v.ndim == 0
+        }
+        scalars["lr"] = step.lr
+        scalars["images_per_s"] = trainer.epoch_seen / max(
+            1e-9, time.perf_counter() - trainer.epoch_t0
+        )
+        for lg in self.step_loggers:
+            lg.step(step.global_step, scalars)
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:  # noqa: D102
+        records = trainer.records()
+        for lg in self.loggers:
+            lg.epoch(records)
+
+    def on_fit_end(self, trainer: Any, summary: dict[str, Any]) -> None:  # noqa: D102
+        for lg in self.loggers:
+            lg.close()
+        curves_plot(trainer.records(), self.out / "curves.png")

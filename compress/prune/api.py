@@ -10,7 +10,7 @@ import copy
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch.nn.functional as F
 from torch import nn
@@ -54,6 +54,20 @@ class _Job:
     device: Any
     digest: str
     log: Any
+    finetune: Finetuner | None = None
+
+
+class Finetuner(Protocol):
+    """The fine-tune step ``compress prune`` is given (distillation lives above pruning).
+
+    `compress.distill.finetune.DistillFinetuner` is the one the verbs pass.
+    """
+
+    def check(self, config: PruneConfig) -> None:
+        """Raise a one-line error before any pruning work when fine-tuning cannot run."""
+
+    def __call__(self, model: nn.Module, job: Any, out: Path, epochs: int) -> dict[str, Any]:
+        """Fine-tune `model` for `epochs` epochs into `out`; the run's summary."""
 
 
 def _measure(
@@ -150,8 +164,10 @@ def search_ratio(
     return ratio, seen[ratio]
 
 
-def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
-    """Prune ``config.model``; optionally fine-tune it; report before/after facts.
+def prune(
+    config: PruneConfig, *, log: Any = print, finetuner: Finetuner | None = None
+) -> dict[str, Any]:
+    """Prune ``config.model``; optionally fine-tune it (with `finetuner`); report before/after.
 
     Writes ``output/model.safetensors`` (its header holds the pruning history, so
     `compress.load_model` rebuilds it anywhere), ``summary.json`` (``params_before``,
@@ -165,7 +181,12 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         raise CompressError("give the model file to prune: compress prune MODEL.safetensors")
     header = read_header(config.model)
     if config.finetune_epochs or config.step_epochs:
-        _check_finetune_method(config)
+        if finetuner is None:
+            raise CompressError(
+                "fine-tuning a pruned model needs a fine-tuner: use `compress prune`, "
+                "compress.prune(...) or compress.verbs, which pass compress.distill's"
+            )
+        finetuner.check(config)
     source = load_model(config.model)
     check_prunable(source)
     device = resolve_device(config.device)
@@ -197,7 +218,17 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
             data, data_settings, device=device, seed=config.seed
         )
         job = _Job(
-            config, info, data, data_settings, shape, train_loader, eval_loader, device, digest, log
+            config,
+            info,
+            data,
+            data_settings,
+            shape,
+            train_loader,
+            eval_loader,
+            device,
+            digest,
+            log,
+            finetuner,
         )
 
         resumable = (
@@ -215,7 +246,7 @@ def prune(config: PruneConfig, *, log: Any = print) -> dict[str, Any]:
         before, after_prune = plan["before"], plan["after_prune"]
 
         if config.finetune_epochs > 0:
-            tuned = _finetune(model, job, out, config.finetune_epochs)
+            tuned = job.finetune(model, job, out, config.finetune_epochs)
             model = load_model(out / "model.safetensors", device=device)
             fine_top1: float | None = tuned["top1"]
         else:
@@ -338,7 +369,7 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
             model.compress_header = model.compress_header.replace(
                 pruning=append_record(source.compress_header.pruning, partial)
             )
-            _finetune(model, job, out / f"step{step + 1}", config.step_epochs)
+            job.finetune(model, job, out / f"step{step + 1}", config.step_epochs)
             model.cpu()
 
     feasible = max_feasible_ratio(model, settings.round_to)
@@ -385,66 +416,6 @@ def _prune(source: nn.Module, job: _Job, out: Path) -> tuple[nn.Module, dict[str
         )
     )
     return model, plan
-
-
-def _check_finetune_method(config: PruneConfig) -> None:
-    """Fail before any pruning work when the fine-tuning method cannot run."""
-    from compress.distill.config import method_settings
-    from compress.distill.methods import METHODS
-
-    spec = METHODS.get(config.method_name)
-    if spec.online:
-        raise CompressError(
-            f"method '{config.method_name}' cannot fine-tune a pruned model (it trains a cohort)"
-        )
-    if spec.needs_teacher and not config.teacher:
-        raise CompressError(f"fine-tuning with '{config.method_name}' needs --teacher FILE")
-    if config.teacher:
-        read_header(config.teacher)
-    method_settings(config.method_name, config.preset, config.method_args)
-
-
-def _finetune(model: nn.Module, job: _Job, out: Path, epochs: int) -> dict[str, Any]:
-    """Fine-tune the pruned `model` through the distillation API (`train_student`)."""
-    from compress.distill.api import train_student
-    from compress.distill.config import method_settings
-    from compress.distill.methods import METHODS
-
-    config, info, device, log = job.config, job.info, job.device, job.log
-    spec = METHODS.get(config.method_name)  # checked by _check_finetune_method
-    teacher = (
-        load_model(config.teacher, device=device)
-        if (config.teacher and spec.needs_teacher)
-        else None
-    )
-    if teacher is not None:
-        from compress.data import check_fits
-
-        check_fits(teacher.compress_header, info, what="teacher")
-    header = model_header(model)
-    log(
-        f"fine-tuning with {config.method_name} for {epochs} epoch(s)"
-        + (f" from {config.teacher}" if teacher else "")
-    )
-    return train_student(
-        model,
-        teacher,
-        method=config.method_name,
-        settings=method_settings(config.method_name, config.preset, config.method_args),
-        data=job.data,
-        data_settings=job.data_settings,
-        train=config.train_settings(epochs),
-        out_dir=out,
-        device=device,
-        digest=job.digest,
-        save_meta={
-            "pruning": header.pruning,
-            "parent": config.model,
-            "teacher": file_ref(config.teacher) if teacher is not None else None,
-        },
-        resume=config.resume and (Path(out) / "state.pt").exists(),
-        log=log,
-    )
 
 
 def report_table(

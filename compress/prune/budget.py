@@ -18,11 +18,14 @@ Fewer MACs is not the same as faster, which is why this measures instead of coun
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from compress.config import NO_HASH
+from compress.deploy.profiler import ProfileSettings
 from compress.errors import CompressError
 
 #: Bisection steps after the two ends are measured.
@@ -32,38 +35,39 @@ CONFIRM = 3
 
 
 @dataclass
-class LatencyBudget:
-    """Where and how the latency budget is measured.
+class LatencyBudget(ProfileSettings):
+    """Where and how the latency budget is measured: a `ProfileSettings` at one batch size.
+
+    Every profile setting applies (``threads``, ``iters``, ``duration``, ``target`` and its
+    ``ssh_config`` / ``remote_python``, ...), with defaults for probes: more iterations, no
+    accuracy check and no export validation (a probe only times the model).
 
     Attributes:
         batch: batch size of the budget (1: a single image).
         runtime: ``onnxruntime`` (the model is exported to ONNX for each probe), ``torch`` or
             ``tensorrt`` (an engine is built on the target).
-        target: ``local`` or ``ssh://user@host[:port]``.
-        precision: TensorRT precision.
-        iters: timed calls per probe (at least).
-        duration: and seconds per probe (at least).
-        threads: CPU threads of the runtime.
-        ssh_config: an extra ssh config file for ssh targets.
-        remote_python: the Python on the device.
     """
 
     batch: int = 1
     runtime: Literal["onnxruntime", "torch", "tensorrt"] = "onnxruntime"
-    target: str = "local"
-    precision: str = "fp16"
     iters: int = 50
     duration: float = 0.5
-    threads: int | None = None
-    ssh_config: str | None = None
-    remote_python: str = "python3"
+    eval_images: int = 0
+    device: str = "cpu"
+    validate_exports: bool = field(default=False, metadata=NO_HASH)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch <= 65536 or self.iters < 1 or not 0 <= self.duration <= 3600:
+        super().__post_init__()
+        if not 1 <= self.batch <= 65536 or not 0 <= self.duration <= 3600:
             raise ValueError(
-                "latency budget: batch must be between 1 and 65,536, iters ≥ 1, duration between "
-                f"0 and 3600 s (got batch {self.batch}, iters {self.iters}, duration {self.duration})"
+                "latency budget: batch must be between 1 and 65,536 and duration between 0 and "
+                f"3600 s (got batch {self.batch}, duration {self.duration})"
             )
+
+    def profile_settings(self) -> ProfileSettings:
+        """The profile of one probe: this budget at its one batch size, no report file."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(ProfileSettings)}
+        return ProfileSettings(**{**fields, "batches": [self.batch], "json": None})
 
 
 def parse_latency(text: str | float | None) -> float | None:
@@ -110,22 +114,11 @@ def parse_share(text: str | float | None) -> float | None:
 def measure(model: Any, budget: LatencyBudget, data_dir: str | None, log: Any) -> dict[str, float]:
     """p50 and p90 latency (ms) of `model` on the budget's target, runtime and batch."""
     from compress.artifacts import save_model
-    from compress.deploy.profiler import ProfileSettings, profile_model
+    from compress.deploy.profiler import profile_model
 
-    settings = ProfileSettings(
-        runtime=budget.runtime,
-        target=budget.target,
-        batches=[budget.batch],
-        iters=budget.iters,
-        duration=budget.duration,
-        eval_images=0,
-        data_dir=data_dir,
-        precision=budget.precision,
-        threads=budget.threads,
-        ssh_config=budget.ssh_config,
-        remote_python=budget.remote_python,
-        device="cpu",
-    )
+    settings = budget.profile_settings()
+    if data_dir is not None:
+        settings = dataclasses.replace(settings, data_dir=data_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = save_model(copy.deepcopy(model).cpu(), Path(tmp) / "probe.safetensors")
         result = profile_model(path, settings, log=lambda _m: None)

@@ -102,11 +102,10 @@ class PruneConfig(EngineSettings):
             raise ValueError("give one of target_macs, target_params and target_latency")
         if self.finetune_epochs < 0 or self.step_epochs < 0 or self.bn_recalibration < 0:
             raise ValueError("finetune_epochs, step_epochs and bn_recalibration must be ≥ 0")
-        if self.amp is None and self.preset:
-            from compress.distill.config import apply_engine_preset
-
-            apply_engine_preset(self, self.method_name, self.preset)
+        preset_decides = self.amp is None and bool(self.preset)
         super().__post_init__()
+        if preset_decides:  # the fine-tune step applies the preset's precision (faithful: fp32)
+            self.amp = None
 
     @property
     def method_name(self) -> str:

@@ -5,7 +5,7 @@ import os
 import platform
 import re
 import sys
-from typing import Any, Dict, Optional
+from typing import List, Any, Dict, Optional
 
 from compress.runtime.cuda import gpu_identity
 from compress.runtime.shell import read_text, run_command
@@ -64,6 +64,18 @@ def cpu_name() -> str:
         if m:
             return m.group(1).strip()
     return platform.processor() or platform.machine()
+
+
+#: CPU features that change what the INT8 and float kernels compute (oneDNN / MLAS paths).
+KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> List[str]:
+    """Which of `KERNEL_FLAGS` this CPU has (from ``/proc/cpuinfo``; empty elsewhere)."""
+    text = read_text("/proc/cpuinfo") or ""
+    m = re.search(r"^flags\s*:\s*(.+)$", text, flags=re.M)
+    have = set(m.group(1).split()) if m else set()
+    return [f for f in KERNEL_FLAGS if f in have]
 
 
 def environment() -> Dict[str, Any]:

@@ -40,3 +40,29 @@ def test_unreachable_host_is_a_one_line_error(tmp_path):
         CompressError, match=r"cannot reach ssh://127\.0\.0\.1:\d+ over ssh \(.*refused"
     ):
         target.run_agent([], ["env"])
+
+
+def test_a_third_target_is_one_file_and_runs_the_device_runtime(digits_model, tmp_path):
+    """``subprocess://`` (compress/deploy/targets/subprocess.py, registered by its own module)
+    runs the zipapp in a separate Python, as a device does, and gives the local numbers."""
+    import json
+
+    from click.testing import CliRunner
+
+    from compress.cli import cli
+    from compress.deploy.targets import TARGETS
+
+    assert {"local", "ssh", "subprocess"} <= set(TARGETS.names())
+    results = {}
+    for target in ("local", "subprocess://"):
+        out = tmp_path / f"{target[:5]}.json"
+        args = ["profile", str(digits_model), "--runtime", "onnxruntime", "--target", target,
+                "--batch", "1", "--iters", "3", "--duration", "0", "--json", str(out)]  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        results[target] = json.loads(out.read_text())
+    sub = results["subprocess://"]
+    assert sub["target"].startswith("subprocess://") and sub["runtime"] == "onnxruntime"
+    assert sub["top1"] == results["local"]["top1"] and sub["batches"]["1"]["runs"] >= 3
+    with pytest.raises(CompressError, match="no Python at"):
+        parse_target("subprocess:///no/such/python")

@@ -1,14 +1,14 @@
-"""Where a model is profiled: this machine, or a device reached with the system ``ssh``/``scp``.
+"""``ssh://[user@]host[:port]``: a device reached with the system ``ssh``/``scp``.
 
-The SSH target copies the model, a compact evaluation set and the device runtime (one zipapp,
-``agent.pyz``, built from `compress.runtime`) into a temporary directory on the device, runs it
-there, reads its JSON and removes the directory. The user's keys, ``~/.ssh/config`` and host-key checking apply unchanged (an extra
-config file can be given with ``ssh_config``); compress never turns host-key checking off.
+The model, a compact evaluation set and the device runtime (one zipapp, ``agent.pyz``, built
+from `compress.runtime`) go into a temporary directory on the device; the runtime runs there and
+its JSON comes back; the directory is removed. The user's keys, ``~/.ssh/config`` and host-key
+checking apply unchanged (an extra config file can be given with ``ssh_config``); compress
+never turns host-key checking off.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -17,20 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compress.deploy.targets.base import AgentTarget, TargetSettings, parse_agent_output, register
 from compress.errors import CompressError
 
 
+@register
 @dataclass
-class LocalTarget:
-    """This machine."""
-
-    def __str__(self) -> str:
-        return "local"
-
-
-@dataclass
-class SSHTarget:
+class SSHTarget(AgentTarget):
     """A device reached over SSH: ``ssh://[user@]host[:port]``."""
+
+    scheme = "ssh"
 
     host: str
     user: str | None = None
@@ -130,58 +126,33 @@ class SSHTarget:
             local.cleanup()
             self._ssh(f"rm -rf {shlex.quote(remote)}", timeout=60)
 
-
-def parse_agent_output(proc: subprocess.CompletedProcess, where: str) -> dict[str, Any]:
-    """The agent's JSON from its stdout, or a one-line error with what went wrong."""
-    text = proc.stdout.strip()
-    data: Any = None
-    if text:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None
-    if isinstance(data, dict) and "error" in data:
-        raise CompressError(f"on {where}: {data['error']}")
-    if proc.returncode != 0 or not isinstance(data, dict):
-        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        if "No module named" in err or "not found" in err:
+    @classmethod
+    def from_url(cls, url: str, settings: TargetSettings) -> SSHTarget:
+        """``ssh://[user@]host[:port]`` (an IPv6 host in brackets)."""
+        m = _SSH_URL.fullmatch(url)
+        if not m:
             raise CompressError(
-                f"on {where}: the agent could not start ({err}); it needs python3 with numpy there"
+                f"bad --target '{url}': use 'local' or 'ssh://user@host[:port]' (e.g. "
+                "ssh://nvidia@192.168.1.20)"
             )
-        raise CompressError(f"on {where}: the agent failed (exit {proc.returncode}): {err}")
-    return data
+        for part, label in ((m["user"], "user"), (m["host"], "host")):
+            if part and part.lstrip("[").startswith("-"):
+                raise CompressError(
+                    f"bad --target '{url}': a {label} name cannot start with '-' (ssh would read "
+                    "it as an option)"
+                )
+        port = int(m["port"]) if m["port"] else None
+        if port is not None and not 0 < port < 65536:
+            raise CompressError(f"bad --target '{url}': port {port} is out of range")
+        return cls(
+            host=m["host"].strip("[]"),
+            user=m["user"],
+            port=port,
+            ssh_config=settings.ssh_config,
+            python=settings.remote_python,
+        )
 
 
 _SSH_URL = re.compile(
     r"ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[^@/:\s\[\]]+)(?::(?P<port>\d+))?/?"
 )
-
-
-def parse_target(
-    text: str | None, *, ssh_config: str | None = None, python: str = "python3"
-) -> LocalTarget | SSHTarget:
-    """``local`` (or empty) → `LocalTarget`; ``ssh://[user@]host[:port]`` → `SSHTarget`.
-
-    Raises:
-        CompressError: for anything else, with the accepted forms.
-    """
-    value = (text or "local").strip()
-    if value == "local":
-        return LocalTarget()
-    m = _SSH_URL.fullmatch(value)
-    if not m:
-        raise CompressError(
-            f"bad --target '{value}': use 'local' or 'ssh://user@host[:port]' (e.g. ssh://nvidia@192.168.1.20)"
-        )
-    for part, label in ((m["user"], "user"), (m["host"], "host")):
-        if part and part.lstrip("[").startswith("-"):
-            raise CompressError(
-                f"bad --target '{value}': a {label} name cannot start with '-' (ssh would read it "
-                "as an option)"
-            )
-    port = int(m["port"]) if m["port"] else None
-    if port is not None and not 0 < port < 65536:
-        raise CompressError(f"bad --target '{value}': port {port} is out of range")
-    return SSHTarget(
-        host=m["host"].strip("[]"), user=m["user"], port=port, ssh_config=ssh_config, python=python
-    )
