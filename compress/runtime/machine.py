@@ -5,7 +5,7 @@ import os
 import platform
 import re
 import sys
-from typing import List, Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from compress.runtime.cuda import gpu_identity
 from compress.runtime.shell import read_text, run_command
