@@ -25,9 +25,9 @@ from compress.config import build
 from compress.exporters.api import export
 from compress.exporters.base import ExportConfig
 from compress.exporters.validate import ExportValidationError
-from compress.prune.api import prune
 from compress.prune.config import PruneConfig
 from compress.train import TrainConfig, train
+from compress.verbs import VERBS
 
 
 def trained(
@@ -156,7 +156,7 @@ def prune_rows(models: dict[str, Path], out: Path, args) -> None:
             continue
         path = models[name]
         run = out / f"prune-{name}-{share}{'-global' if global_pruning else ''}"
-        summary = prune(
+        summary = VERBS.get("prune")(
             build(
                 PruneConfig,
                 {

@@ -42,9 +42,9 @@ from compress.exporters.api import export
 from compress.exporters.base import ExportConfig
 from compress.exporters.validate import ExportValidationError
 from compress.models.stats import count_macs
-from compress.prune.api import prune
 from compress.prune.config import PruneConfig
 from compress.train import TrainConfig, train
+from compress.verbs import VERBS
 
 SHAPE = (1, 28, 28)
 
@@ -127,7 +127,7 @@ def pruning_sweep(args, out: Path, paths: dict[str, Path]) -> list[dict]:
                         "train_subset": args.subset,
                     },
                 }
-                prune(build(PruneConfig, cfg), log=_log)
+                VERBS.get("prune")(build(PruneConfig, cfg), log=_log)
             s = json.loads((run / "summary.json").read_text())
             rows.append(
                 {

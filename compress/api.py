@@ -124,11 +124,10 @@ def train(options: dict[str, Any] | None = None, /, *, log: Any = None, **kwargs
         >>> r = compress.train(model="resnet8", data={"name": "digits"}, epochs=2)
         >>> r["top1"], r.model
     """
-    from compress.train import TrainConfig
-    from compress.train import train as run
+    from compress.verbs import VERBS
 
-    config = _settings(TrainConfig, options, kwargs)
-    return _trained(run(config, log=log or print))
+    verb = VERBS.get("train")
+    return _trained(verb(_settings(verb.config_cls(), options, kwargs), log=log or print))
 
 
 def distill(
@@ -140,15 +139,16 @@ def distill(
     **kwargs: Any,
 ) -> Result:
     """Distil a student (`compress distill`); `teacher` may be a file or an ``nn.Module``."""
-    from compress.distill.api import distill as run
-    from compress.distill.config import DistillConfig
+    from compress.verbs import VERBS
+
+    verb = VERBS.get("distill")
 
     with _Inputs(_output(options, kwargs), "distill") as inputs:
         path = inputs.file(teacher, "teacher")
         if path is not None:
             kwargs["teacher"] = path
-        config = _settings(DistillConfig, options, kwargs)
-        return _trained(run(config, log=log or print))
+        config = _settings(verb.config_cls(), options, kwargs)
+        return _trained(verb(config, log=log or print))
 
 
 def prune(
@@ -161,30 +161,32 @@ def prune(
     **kwargs: Any,
 ) -> Result:
     """Prune a model (`compress prune`); `model` and `teacher` may be files or modules."""
-    from compress.prune.api import prune as run
-    from compress.prune.config import PruneConfig
+    from compress.verbs import VERBS
+
+    verb = VERBS.get("prune")
 
     with _Inputs(_output(options, kwargs), "prune") as inputs:
         for name, value in (("model", model), ("teacher", teacher)):
             path = inputs.file(value, name)
             if path is not None:
                 kwargs[name] = path
-        config = _settings(PruneConfig, options, kwargs)
-        return _trained(run(config, log=log or print))
+        config = _settings(verb.config_cls(), options, kwargs)
+        return _trained(verb(config, log=log or print))
 
 
 def export(
     options: dict[str, Any] | None = None, /, *, model: Any = None, log: Any = None, **kwargs: Any
 ) -> Result:
     """Export and validate (`compress export`); the summary is ``export.json``'s content."""
-    from compress.exporters.api import export as run
-    from compress.exporters.base import ExportConfig
+    from compress.verbs import VERBS
+
+    verb = VERBS.get("export")
 
     with _Inputs(_output(options, kwargs), "export") as inputs:
         path = inputs.file(model, "model")
         if path is not None:
             kwargs["model"] = path
-        result = run(_settings(ExportConfig, options, kwargs), log=log or print)
+        result = verb(_settings(verb.config_cls(), options, kwargs), log=log or print)
     return Result(Path(result["output"]), result)
 
 
@@ -197,14 +199,15 @@ def benchmark(
     **kwargs: Any,
 ) -> Result:
     """The benchmark table (`compress benchmark`); `models` are files or modules."""
-    from compress.deploy.benchmark import BenchmarkConfig
-    from compress.deploy.benchmark import benchmark as run
+    from compress.verbs import VERBS
+
+    verb = VERBS.get("benchmark")
 
     with _Inputs(_output(options, kwargs), "benchmark") as inputs:
         if models is not None:
             items = models if isinstance(models, (list, tuple)) else [models]
             kwargs["models"] = [inputs.file(m, _name(m, i)) for i, m in enumerate(items)]
-        result = run(_settings(BenchmarkConfig, options, kwargs), log=log or print)
+        result = verb(_settings(verb.config_cls(), options, kwargs), log=log or print)
     return Result(Path(result["output"]), result)
 
 

@@ -88,94 +88,34 @@ class StageResult:
     summary: dict[str, Any]
 
 
-def _lazy(module: str, name: str) -> Callable[..., dict[str, Any]]:
-    """``run(config, log)`` that imports the verb's public function only when a stage runs."""
-
-    def run(config: Any, log: Callable[[str], None]) -> dict[str, Any]:
-        import importlib
-
-        return getattr(importlib.import_module(module), name)(config, log=log)
-
-    return run
-
-
-def _train_row(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"top-1": summary.get("top1"), "params": summary.get("params")}
-
-
-def _prune_row(summary: dict[str, Any]) -> dict[str, Any]:
-    row = {"top-1": summary.get("top1"), "params": summary.get("params_after")}
-    lb = summary.get("latency_budget")
-    if lb:  # budget vs achieved, as measured on the budget's target
-        row["budget"] = (
-            f"{lb['target_ms']:.4g} ms → p50 {lb['achieved_p50_ms']:.3f} ms "
-            f"(±{lb['noise_ms']:.3f}, {'met' if lb.get('met') else 'over'})"
-        )
-    return row
-
-
-def _export_row(summary: dict[str, Any]) -> dict[str, Any]:
-    checks = []
-    for fmt, e in summary.get("formats", {}).items():
-        check = f"{fmt} {100 * e['validation']['top1_export']:.2f}%"
-        floats = (e.get("auto_precision") or {}).get("float_nodes")
-        if floats is not None:
-            check += f" ({len(floats)} float nodes)"
-        checks.append(check)
-    return {"exports": ", ".join(checks)}
-
-
-def _run_benchmark(config: Any, log: Callable[[str], None]) -> dict[str, Any]:
-    from compress.deploy.benchmark import benchmark
-
-    result = benchmark(config, log=log)
-    return {"table": result["table"], "gate": result["gate"], "output": result["output"]}
-
-
 def _register_builtin_stages() -> None:
+    """One stage type per verb of the verb table that is a stage (`compress.verbs`)."""
     if "train" in STAGES:
         return
-    from compress.deploy.benchmark import BenchmarkConfig
-    from compress.distill.config import DistillConfig
-    from compress.exporters.base import ExportConfig
-    from compress.prune.config import PruneConfig
-    from compress.train import TrainConfig
+    from compress.verbs import stage_verbs
 
-    STAGES.add(
-        "train",
-        StageType(TrainConfig, _lazy("compress.train", "train"), resumable=True, row=_train_row),
-    )
-    STAGES.add(
-        "distill",
-        StageType(
-            DistillConfig,
-            _lazy("compress.distill.api", "distill"),
-            ("teacher",),
-            resumable=True,
-            row=_train_row,
-        ),
-    )
-    STAGES.add(
-        "prune",
-        StageType(
-            PruneConfig,
-            _lazy("compress.prune.api", "prune"),
-            ("model", "teacher"),
-            resumable=True,
-            row=_prune_row,
-        ),
-    )
-    STAGES.add(
-        "export",
-        StageType(
-            ExportConfig,
-            _lazy("compress.exporters.api", "export"),
-            ("model",),
-            "model.onnx",
-            row=_export_row,
-        ),
-    )
-    STAGES.add("benchmark", StageType(BenchmarkConfig, _run_benchmark, ("models",), "benchmark.md"))
+    for verb in stage_verbs():
+        STAGES.add(
+            verb.name,
+            StageType(
+                verb.config_cls(),
+                _stage_run(verb),
+                verb.model_fields,
+                verb.output_file,
+                resumable=verb.resumable,
+                row=verb.row,
+            ),
+        )
+
+
+def _stage_run(verb: Any) -> Callable[..., dict[str, Any]]:
+    def run(config: Any, log: Callable[[str], None]) -> dict[str, Any]:
+        result = verb(config, log=log)
+        if verb.name == "benchmark":  # the final table shows the benchmark's own table
+            return {"table": result["table"], "gate": result["gate"], "output": result["output"]}
+        return result
+
+    return run
 
 
 def load_pipeline(path: str | Path) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def benchmark(
     and DIR/pareto.png (accuracy vs latency; several models share one plot).
     """
     from compress.deploy.benchmark import BenchmarkConfig
-    from compress.deploy.benchmark import benchmark as run_benchmark
+    from compress.verbs import VERBS
 
     formats = kw.pop("formats")
     data_dir = kw.pop("data_dir")
@@ -75,7 +75,7 @@ def benchmark(
         "output": kw.pop("output"),
     }
     config = resolve_config(BenchmarkConfig, config_path, overrides, assignments)
-    result = run_benchmark(config, log=echo)
+    result = VERBS.get("benchmark")(config, log=echo)
     echo("")
     echo_table(result["table"])
     echo(f"\nwrote {result['output']}/benchmark.md, benchmark.csv, benchmark.json, pareto.png")

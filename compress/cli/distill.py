@@ -27,8 +27,8 @@ def distill(config_path: str | None, assignments: tuple[str, ...], **kw: Any) ->
     summary.json ("top1", "top1_last"; with --seeds N > 1 also "top1_mean", "top1_std" and one
     seed<N>/ directory per seed). The student's file records its teacher (path and SHA-256).
     """
-    from compress.distill.api import distill as run_distill
     from compress.distill.config import DistillConfig
+    from compress.verbs import VERBS
 
     student = kw.pop("student", None)
     model = kw.get("model")
@@ -42,4 +42,4 @@ def distill(config_path: str | None, assignments: tuple[str, ...], **kw: Any) ->
     for key in ("teacher", "method", "preset", "seeds"):
         overrides[key] = kw.pop(key, None)
     config = resolve_config(DistillConfig, config_path, overrides, assignments)
-    run_distill(config, log=echo)
+    VERBS.get("distill")(config, log=echo)

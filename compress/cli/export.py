@@ -59,8 +59,8 @@ def export(
     precision's tolerance, top-1 agreement, accuracy change, and for pruned models the exported
     weight count). Writes the file(s) and DIR/export.json.
     """
-    from compress.exporters.api import export as run_export
     from compress.exporters.base import ExportConfig
+    from compress.verbs import VERBS
 
     overrides = {
         "model": model,
@@ -79,6 +79,6 @@ def export(
         "output": kw.pop("output"),
     }
     config = resolve_config(ExportConfig, config_path, overrides, assignments)
-    result = run_export(config, log=echo)
+    result = VERBS.get("export")(config, log=echo)
     first = next(iter(result["formats"].values()))
     echo(f"next: compress profile {first['path']}")

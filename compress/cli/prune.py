@@ -78,8 +78,8 @@ def prune(
     measured latency in torch and onnxruntime on the CPU at batch 1 and 64. Writes
     DIR/model.safetensors (it reloads anywhere with compress.load_model) and DIR/summary.json.
     """
-    from compress.prune.api import prune as run_prune
     from compress.prune.config import PruneConfig
+    from compress.verbs import VERBS
 
     overrides = {
         "model": model,
@@ -127,4 +127,4 @@ def prune(
             f"--ratio and --{targets[0].replace('_', '-')} both choose how much to prune; give one"
         )
     config = resolve_config(PruneConfig, config_path, overrides, assignments)
-    run_prune(config, log=echo)
+    VERBS.get("prune")(config, log=echo)

@@ -19,9 +19,9 @@ def train(config_path: str | None, assignments: tuple[str, ...], **kw: Any) -> N
     config.yaml and summary.json ("top1" = best test top-1 in 0–1, "top1_last").
     """
     from compress.train import TrainConfig
-    from compress.train import train as run_train
+    from compress.verbs import VERBS
 
     overrides = training_overrides(kw)
     overrides["label_smoothing"] = kw.pop("label_smoothing", None)
     config = resolve_config(TrainConfig, config_path, overrides, assignments)
-    run_train(config, log=echo)
+    VERBS.get("train")(config, log=echo)

@@ -60,7 +60,7 @@ class _Job:
 class Finetuner(Protocol):
     """The fine-tune step ``compress prune`` is given (distillation lives above pruning).
 
-    `compress.distill.finetune.DistillFinetuner` is the one the verbs pass.
+    The verbs (`compress.verbs`) pass the distillation fine-tuner, ``DistillFinetuner``.
     """
 
     def check(self, config: PruneConfig) -> None:
@@ -184,7 +184,7 @@ def prune(
         if finetuner is None:
             raise CompressError(
                 "fine-tuning a pruned model needs a fine-tuner: use `compress prune`, "
-                "compress.prune(...) or compress.verbs, which pass compress.distill's"
+                "compress.prune(...) or compress.verbs.run('prune', ...), which pass one"
             )
         finetuner.check(config)
     source = load_model(config.model)
