@@ -29,7 +29,7 @@ def config_options(func: F) -> F:
 
 
 def training_options(func: F) -> F:
-    """The flags every training verb accepts (DESIGN.md's command-line contract)."""
+    """The flags every training verb accepts (README.md lists each verb's flags)."""
     options = [
         click.option("--model", help="Architecture name (see `compress models`)."),
         click.option("--dataset", help="Dataset name (see `compress datasets`)."),

@@ -102,7 +102,7 @@ def benchmark_model(
     from compress.deploy.targets import parse_target
     from compress.engine.metrics import model_facts
     from compress.exporters.api import export
-    from compress.exporters.base import ExportConfig
+    from compress.exporters.base import EXPORTERS, ExportConfig
     from compress.exporters.validate import ExportValidationError
     from compress.runtime.errors import AgentError
 
@@ -136,13 +136,12 @@ def benchmark_model(
                 artifact, validation = path, None
                 settings = dataclasses.replace(profile, runtime=rt, precision=f.precision)
             else:
+                takes = EXPORTERS.get(f.exporter).options()
+                given = {k: v for k, v in dataclasses.asdict(config.export).items() if k in takes}
+                if "compare_speed" in takes:
+                    given["compare_speed"] = False  # the benchmark times every format itself
                 exp_cfg = ExportConfig(
-                    **{
-                        **dataclasses.asdict(config.export),
-                        "format": f.exporter,
-                        "precision": f.precision,
-                        "compare_speed": False,  # the benchmark times every format itself
-                    },
+                    **{**given, "format": f.exporter, "precision": f.precision},
                     model=str(path),
                     output=str(export_dir),
                 )

@@ -92,6 +92,14 @@ def model_metadata(path: Path) -> ModelHeader | None:
             raise CompressError(f"'{path}' does not exist; check the path")
         return onnx_header(path)
     if suffix in (".plan", ".engine"):
+        sidecar = Path(str(path) + ".json")
+        if sidecar.is_file():  # the engine's own record carries the model's header
+            try:
+                header = json.loads(sidecar.read_text()).get("header")
+            except (ValueError, AttributeError):
+                header = None
+            if isinstance(header, dict):
+                return ModelHeader.from_dict(header, source=str(sidecar))
         index = path.parent / "export.json"
         if index.exists():
             try:
@@ -158,7 +166,7 @@ def _onnx_for(
         format=fmt,
         output=str(tmp / "export"),
         data_dir=data_dir,
-        activation_type="int8",
+        activation_type="int8" if fmt == "onnx-int8" else None,  # what TensorRT needs
         validate_images=200,
     )
     result = export(config, log=lambda _m: None)

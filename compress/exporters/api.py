@@ -12,10 +12,6 @@ from typing import Any
 
 import numpy as np
 
-import compress.exporters.onnx
-import compress.exporters.onnx_fp16
-import compress.exporters.onnx_int8
-import compress.exporters.tensorrt  # noqa: F401  (registers every format)
 from compress.artifacts import (
     atomic_write_json,
     default_output_dir,
@@ -25,13 +21,23 @@ from compress.artifacts import (
 )
 from compress.errors import CompressError
 from compress.exporters.auto_precision import auto_precision
-from compress.exporters.base import EXPORTERS, BatchSpec, ExportConfig, ExportContext
+from compress.exporters.base import (
+    EXPORTERS,
+    BatchSpec,
+    ExportConfig,
+    ExportContext,
+    ExportSettings,
+    check_applicable,
+    load_formats,
+)
 from compress.exporters.validate import ExportValidationError, torch_reference, validate
 from compress.header import ModelHeader
 from compress.outputs import run_directory
 from compress.runtime.errors import AgentError
 
 EXPORT_JSON = "export.json"
+
+load_formats()  # every format module of this package registers itself
 
 
 def list_formats() -> list[str]:
@@ -60,9 +66,9 @@ def dataset_images(
             f"the model takes {'×'.join(map(str, header.input_shape))} inputs but {info.name} gives "
             f"{'×'.join(map(str, images.shape[1:]))} images; pass the dataset it was trained on"
         )
-    mean = np.asarray(info.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(info.std, dtype=np.float32).reshape(1, -1, 1, 1)
-    return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32), labels
+    from compress.runtime.normalise import normalise
+
+    return normalise(images, info.mean, info.std), labels
 
 
 def check_finite(model: Any) -> None:
@@ -101,6 +107,31 @@ def _update_export_json(
     atomic_write_json(path, data)
 
 
+def make_exporters(config: ExportSettings) -> list[Any]:
+    """The exporters ``config.format`` asks for (comma-separated), each with its own settings.
+
+    Raises:
+        CompressError: an empty or unknown format, a precision the format does not have, a
+            format this machine cannot produce, or a key none of the formats takes.
+    """
+    from compress.exporters.formats import export_names, resolve_export
+
+    formats = [f.strip() for f in config.format.split(",") if f.strip()]
+    if not formats:
+        raise CompressError(
+            f"--format is empty; give one or more of {', '.join(export_names())} (comma-separated)"
+        )
+    exporters = []
+    for fmt in formats:
+        name, precision = resolve_export(fmt, config.precision)
+        exporter = EXPORTERS.get(name)(replace(config, format=name, precision=precision))
+        exporters.append(exporter)
+    check_applicable(config, exporters)
+    for exporter in exporters:
+        exporter.check_available()  # fail before loading data or models
+    return exporters
+
+
 def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
     """Export ``config.model`` to ``config.format`` (comma-separated for several) and validate each.
 
@@ -120,30 +151,22 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
         )
     header = read_header(config.model)
     BatchSpec.parse(config.batch)
-    formats = [f.strip() for f in config.format.split(",") if f.strip()]
-    if not formats:
-        raise CompressError(
-            f"--format is empty; give one or more of {', '.join(EXPORTERS.names())} (comma-separated)"
-        )
-    exporters = []
-    for fmt in formats:
-        cls = EXPORTERS.get(fmt)
-        settings = replace(config, format=fmt)
-        exporter = cls(settings)
-        exporter.check_available()  # fail before loading data or models
-        exporters.append(exporter)
+    exporters = make_exporters(config)
     model = load_model(config.model)
     check_finite(model)
     shape = header.input_shape
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("export", stem)
     with run_directory(out, kind="export", reuse=True):
-        needs_calib = any(e.precision == "int8" for e in exporters)
+        int8 = [e for e in exporters if e.precision == "int8"]
         calib = (
             dataset_images(
-                header, split="train", count=config.calib_images, data_dir=config.data_dir
+                header,
+                split="train",
+                count=max(e.settings.calib_images for e in int8),
+                data_dir=config.data_dir,
             )[0]
-            if needs_calib
+            if int8
             else None
         )
         val_images, val_labels = dataset_images(
@@ -223,11 +246,7 @@ def _export_one(
         "precision": exporter.precision,
         "seconds": info["seconds"],
         "source": source,
-        "settings": {
-            k: v
-            for k, v in asdict(replace(config, format=exporter.name)).items()
-            if k not in ("model", "output")
-        },
+        "settings": asdict(exporter.settings),
         **{k: v for k, v in info.items() if k not in ("path", "seconds")},
     }
 

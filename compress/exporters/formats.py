@@ -73,3 +73,45 @@ def onnx_format_for(precision: str) -> str:
 def format_names() -> list[str]:
     """Every format name, in order."""
     return FORMATS.names()
+
+
+#: Names users reach for that mean an export format: said as a suggestion.
+SYNONYMS = {"tensorrt": "trt", "engine": "trt", "int8": "onnx-int8", "fp16": "onnx-fp16"}
+
+
+def resolve_export(name: str, precision: str | None) -> tuple[str, str | None]:
+    """The exporter and precision an export format name asks for.
+
+    ``trt-int8`` is ``trt`` at ``int8`` (the name ``compress benchmark`` uses), ``trt`` takes
+    ``--precision``; every other format has its one precision.
+
+    Raises:
+        CompressError: an unknown name (with a suggestion) or a precision that contradicts it.
+    """
+    from compress.errors import CompressError, UnknownNameError
+    from compress.exporters.base import EXPORTERS
+
+    if name in SYNONYMS:
+        raise UnknownNameError(
+            f"unknown export format '{name}'. Did you mean '{SYNONYMS[name]}'? Valid: "
+            f"{', '.join(export_names())}"
+        )
+    if name in EXPORTERS:
+        return name, precision
+    fmt = FORMATS.get(name) if name in FORMATS else None
+    if fmt is None or fmt.exporter is None:
+        EXPORTERS.get(name)  # the registry's message: a suggestion and the valid names
+    if precision is not None and fmt.precision is not None and precision != fmt.precision:
+        raise CompressError(
+            f"--format {name} is {fmt.precision}, but --precision says {precision}; give one"
+        )
+    return fmt.exporter, fmt.precision or precision
+
+
+def export_names() -> list[str]:
+    """Every name ``compress export --format`` takes."""
+    from compress.exporters.base import EXPORTERS
+
+    names = list(EXPORTERS.names())
+    names += [n for n in FORMATS.names() if FORMATS.get(n).exporter and n not in names]
+    return names

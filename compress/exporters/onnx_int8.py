@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.artifacts import atomic_path
-from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
+from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter, Int8Settings
 from compress.exporters.calibration import Calibration
 from compress.exporters.onnx import export_onnx, provenance
 
@@ -140,6 +140,7 @@ class OnnxInt8Exporter(Exporter):
 
     name = "onnx-int8"
     precisions = ("int8",)
+    settings_cls = Int8Settings
 
     def output_name(self) -> str:
         """The file name inside the output directory."""

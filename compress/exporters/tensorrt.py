@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import CompressError
-from compress.exporters.base import EXPORTERS, BatchSpec, ExportContext, Exporter
+from compress.exporters.base import (
+    EXPORTERS,
+    BatchSpec,
+    ExportContext,
+    Exporter,
+    TensorRTSettings,
+)
 from compress.runtime import engines
 from compress.runtime.cuda import gpu_identity
 from compress.runtime.errors import AgentError
@@ -45,6 +51,7 @@ class TensorRTExporter(Exporter):
 
     name = "trt"
     runtime = "tensorrt"
+    settings_cls = TensorRTSettings
     precisions = ("fp16", "fp32", "int8")
     needs_gpu = True
 
@@ -102,6 +109,7 @@ class TensorRTExporter(Exporter):
             )
         from compress.artifacts import atomic_write_text
 
+        sidecar = {**sidecar, "header": ctx.header.to_dict()}  # a .plan describes its model
         atomic_write_text(str(path) + ".json", json.dumps(sidecar, indent=2))
         return {"sidecar": sidecar, "recipe": recipe}
 

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from compress.runtime import RUNTIME_VERSION
 from compress.runtime.errors import AgentError
 from compress.runtime.machine import environment, peak_rss_mb
+from compress.runtime.normalise import normalise
 from compress.runtime.runners import Runner, make_runner
 from compress.runtime.tegrastats import Tegrastats
 from compress.runtime.timing import summarize, time_calls
@@ -20,13 +21,9 @@ def evaluate(
     batch: int,
 ) -> Dict[str, Any]:
     """Top-1 of `runner` on uint8 images normalised with `mean`/`std`."""
-    import numpy as np
-
-    m = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
     correct = 0
     for i in range(0, len(labels), batch):
-        x = ((images[i : i + batch].astype(np.float32) / 255.0 - m) / s).astype(np.float32)
+        x = normalise(images[i : i + batch], mean, std)
         correct += int((runner.infer(x).argmax(1) == labels[i : i + batch]).sum())
     return {"top1": correct / max(1, len(labels)), "samples": len(labels)}
 

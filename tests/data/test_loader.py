@@ -81,3 +81,18 @@ def test_build_loaders_uses_dataset_augmentation_defaults():
     none = DataSettings(name="digits", augment="none")
     train_plain, _ = build_loaders(data, none)
     assert train_plain.crop_padding == 0 and not train_plain.flip
+
+
+def test_the_loaders_normalisation_is_the_one_of_the_runtime():
+    """compress.runtime.normalise (numpy, the device's and the exporters') and the training
+    loader's torch Normalizer compute the same images."""
+    import numpy as np
+    import torch
+
+    from compress.data.loader import Normalizer
+    from compress.runtime.normalise import normalise
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 3, 5, 5), dtype=np.uint8)
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    ours = Normalizer(mean, std)(torch.from_numpy(images)).numpy()
+    assert np.allclose(ours, normalise(images, mean, std), atol=1e-5)

@@ -107,8 +107,13 @@ def test_export_errors(digits_model, tmp_path):
         (["--format", "onx"], "Did you mean 'onnx'"),
         (["--batch", "8:4:16"], "MIN ≤ OPT ≤ MAX"),
         (["--batch", "a:b"], "MIN:OPT:MAX"),
-        (["--format", "onnx", "--precision", "int8"], "supports precision fp32"),
+        (["--format", "onnx", "--precision", "int8"], "--precision applies to trt, not onnx"),
+        (["--format", "onnx", "--auto-precision"], "--auto-precision applies to onnx-int8"),
+        (["--format", "onnx,onnx-fp16", "--calib-images", "8"], "applies to onnx-int8 and trt"),
+        (["--format", "tensorrt"], "Did you mean 'trt'"),
+        (["--format", "trt-int8", "--precision", "fp16"], "is int8, but --precision says fp16"),
         (["--format", "trt"], "pip install 'compress-toolkit[trt]'"),
+        (["--format", "trt-fp16"], "pip install 'compress-toolkit[trt]'"),
     ]
     for extra, expected in cases:
         result = CliRunner().invoke(

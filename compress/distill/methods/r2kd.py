@@ -5,7 +5,7 @@ it. The student matches that target with a correlation distance, on the clean ba
 extra augmented view. The distance has a value term (uncentred correlation of probability
 vectors, inter- and intra-class) and a rank term (1 − Spearman of the class orderings).
 Cross-entropy applies to the clean batch only. ``preset: faithful`` switches every setting to
-what the authors' released code does. See METHODS.md §1 and docs/methods.md.
+what the authors' released code does. See docs/methods.md.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class R2KDSettings:
             raise ValueError(f"pick must be ≥ 1, got {self.pick}")
 
 
-#: Every switch of METHODS.md §1 set to the authors' released code.
+#: Every switch of docs/methods.md's R2KD table set to the authors' released code.
 FAITHFUL = {
     "temperature": 4.0,
     "ce_weight": 1.0,
