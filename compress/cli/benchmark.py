@@ -8,42 +8,30 @@ from typing import Any
 import click
 
 from compress.cli.common import config_options, echo, echo_table, resolve_config
-from compress.cli.profile import int_list
+from compress.cli.flags import Flag, options, overrides
+from compress.deploy.benchmark import DEFAULT_FORMATS, BenchmarkConfig
+from compress.exporters.formats import format_names
+
+FLAGS = (
+    Flag("--formats", "formats", f"Comma-separated: {', '.join(format_names())} (default: {', '.join(DEFAULT_FORMATS)}, those this machine can run).", kind="strs", show_default=False),
+    Flag("--target", "target", "local, ssh://user@host[:port] or subprocess://[PYTHON]."),
+    Flag("--batch", "batches", "Batch sizes, e.g. 1,64: latency at the first, throughput at the last.", kind="ints"),
+    Flag("--min-accuracy", "min_accuracy", "Exit non-zero if a format scores below this top-1 (0–1 or %)."),
+    Flag("--iters", "profile.iters", "Timed calls per batch size, at least."),
+    Flag("--duration", "profile.duration", "And time each batch size for at least this many seconds, so p99 means something."),
+    Flag("--threads", "profile.threads", "CPU threads of the CPU runtimes (torch, onnxruntime)."),
+    Flag("--eval-images", "profile.eval_images", "Real test images for accuracy."),
+    Flag("--ssh-config", "profile.ssh_config", "Extra ssh config file for ssh targets.", kind="file"),
+    Flag("--remote-python", "profile.remote_python", "Python interpreter on the device."),
+    Flag("--data-dir", "profile.data_dir", "Where the models' dataset is.", kind="dir", also=("export.data_dir",)),
+    Flag("--output", "output", "Output directory.", short="-o", kind="dir"),
+)  # fmt: skip
 
 
 @click.command("benchmark")
 @click.argument("models", nargs=-1, type=click.Path())
 @config_options
-@click.option(
-    "--formats",
-    help="Comma-separated: torch, onnx, onnx-int8, onnx-fp16, trt-fp32, trt-fp16, trt-int8 "
-    "(default: torch, onnx, onnx-int8, trt-fp16, trt-int8, those this machine can run).",
-)
-@click.option("--target", help="local (default) or ssh://user@host[:port].")
-@click.option(
-    "--batch",
-    "batches",
-    help="Batch sizes, e.g. 1,64: latency at the first, throughput at the last.",
-)
-@click.option(
-    "--min-accuracy",
-    type=float,
-    help="Exit non-zero if a format scores below this top-1 (0–1 or %).",
-)
-@click.option("--iters", type=int, help="Timed calls per batch size, at least (default 30).")
-@click.option(
-    "--duration",
-    type=float,
-    help="And time each batch size for at least this many seconds (default 0.5), so p99 means something.",
-)
-@click.option("--threads", type=int, help="CPU threads of the CPU runtimes (torch, onnxruntime).")
-@click.option("--eval-images", type=int, help="Real test images for accuracy (default 1000).")
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), help="Extra ssh config file for ssh targets."
-)
-@click.option("--remote-python", help="Python interpreter on the device (default python3).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the models' dataset is.")
-@click.option("--output", "-o", type=click.Path(file_okay=False), help="Output directory.")
+@options(FLAGS, BenchmarkConfig)
 def benchmark(
     models: tuple[str, ...], config_path: str | None, assignments: tuple[str, ...], **kw: Any
 ) -> None:
@@ -53,28 +41,10 @@ def benchmark(
     cannot run here get their reason in the status column. Writes DIR/benchmark.{md,csv,json}
     and DIR/pareto.png (accuracy vs latency; several models share one plot).
     """
-    from compress.deploy.benchmark import BenchmarkConfig
     from compress.verbs import VERBS
 
-    formats = kw.pop("formats")
-    data_dir = kw.pop("data_dir")
-    overrides = {
-        "models": list(models) or None,
-        "formats": [f.strip() for f in formats.split(",") if f.strip()] if formats else None,
-        "target": kw.pop("target"),
-        "batches": int_list(kw.pop("batches")),
-        "min_accuracy": kw.pop("min_accuracy"),
-        "profile.iters": kw.pop("iters"),
-        "profile.duration": kw.pop("duration"),
-        "profile.threads": kw.pop("threads"),
-        "profile.eval_images": kw.pop("eval_images"),
-        "profile.ssh_config": kw.pop("ssh_config"),
-        "profile.remote_python": kw.pop("remote_python"),
-        "profile.data_dir": data_dir,
-        "export.data_dir": data_dir,
-        "output": kw.pop("output"),
-    }
-    config = resolve_config(BenchmarkConfig, config_path, overrides, assignments)
+    given = {"models": list(models) or None, **overrides(FLAGS, kw)}
+    config = resolve_config(BenchmarkConfig, config_path, given, assignments)
     result = VERBS.get("benchmark")(config, log=echo)
     echo("")
     echo_table(result["table"])

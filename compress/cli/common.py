@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from compress.cli.flags import Flag, options, overrides
 from compress.config import build, load_yaml, merge, parse_assignments
 
 T = TypeVar("T")
@@ -28,72 +29,51 @@ def config_options(func: F) -> F:
     )(func)
 
 
-def training_options(func: F) -> F:
-    """The flags every training verb accepts (README.md lists each verb's flags)."""
-    options = [
-        click.option("--model", help="Architecture name (see `compress models`)."),
-        click.option("--dataset", help="Dataset name (see `compress datasets`)."),
-        click.option(
-            "--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are."
-        ),
-        click.option(
-            "--download",
-            is_flag=True,
-            default=None,
-            help="Allow torchvision to download the dataset.",
-        ),
-        click.option(
-            "--image-size",
-            type=int,
-            help="Image side for imagefolder data (default 224; a teacher's recorded size in distill).",
-        ),
-        click.option("--epochs", type=int, help="Number of epochs."),
-        click.option("--batch-size", type=int, help="Training batch size."),
-        click.option("--lr", type=float, help="Base learning rate."),
-        click.option("--seed", type=int, help="Random seed."),
-        click.option("--device", help="auto (default), cpu, cuda or cuda:N."),
-        click.option("--output", "-o", type=click.Path(file_okay=False), help="Run directory."),
-        click.option("--resume", is_flag=True, default=None, help="Continue the run in --output."),
-        click.option(
-            "--lr-scale",
-            type=click.Choice(["none", "linear"]),
-            help="Under torchrun: linear multiplies the LR by the number of processes.",
-        ),
-        click.option(
-            "--sync-bn", is_flag=True, default=None, help="Under torchrun on GPUs: SyncBatchNorm."
-        ),
-        click.option(
-            "--logger",
-            "loggers",
-            multiple=True,
-            help="Training log besides metrics.jsonl: csv (always on), tensorboard, wandb; repeatable.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return config_options(func)
+#: The flags every training verb accepts (README.md lists each verb's flags).
+TRAINING_FLAGS = (
+    Flag("--model", "model", "Architecture name (see `compress models`)."),
+    Flag("--dataset", "data.name", "Dataset name (see `compress datasets`)."),
+    Flag("--data-dir", "data.data_dir", "Where the dataset files are.", kind="dir"),
+    Flag("--download", "data.download", "Allow torchvision to download the dataset."),
+    Flag(
+        "--image-size",
+        "data.image_size",
+        "Image side for imagefolder data (224 if unset; a teacher's recorded size in distill).",
+    ),
+    Flag("--epochs", "epochs", "Number of epochs (passes over the training set)."),
+    Flag("--batch-size", "data.batch_size", "Training batch size."),
+    Flag("--lr", "optim.lr", "Base learning rate."),
+    Flag("--seed", "seed", "Random seed."),
+    Flag("--device", "device", "auto (CUDA if present), cpu, cuda or cuda:N."),
+    Flag("--output", "output", "Run directory.", short="-o", kind="dir"),
+    Flag("--resume", "resume", "Continue the run in --output."),
+    Flag("--lr-scale", "lr_scale", "Under torchrun: linear multiplies the LR by the processes."),
+    Flag("--sync-bn", "sync_bn", "Under torchrun on GPUs: SyncBatchNorm."),
+    Flag(
+        "--logger",
+        "loggers",
+        "Training log besides metrics.jsonl and results.csv: tensorboard, wandb; repeatable.",
+        multiple=True,
+        show_default=False,
+    ),
+)
 
 
-def training_overrides(kw: dict[str, Any]) -> dict[str, Any]:
-    """Map the training flags onto dotted config keys (``None`` = flag not given)."""
-    loggers = list(kw.pop("loggers", ()) or ())
-    return {
-        "model": kw.pop("model", None),
-        "data.name": kw.pop("dataset", None),
-        "data.data_dir": kw.pop("data_dir", None),
-        "data.download": kw.pop("download", None),
-        "data.image_size": kw.pop("image_size", None),
-        "epochs": kw.pop("epochs", None),
-        "data.batch_size": kw.pop("batch_size", None),
-        "optim.lr": kw.pop("lr", None),
-        "seed": kw.pop("seed", None),
-        "device": kw.pop("device", None),
-        "output": kw.pop("output", None),
-        "resume": kw.pop("resume", None),
-        "loggers": ["csv", *loggers] if loggers else None,
-        "lr_scale": kw.pop("lr_scale", None),
-        "sync_bn": kw.pop("sync_bn", None),
-    }
+def training_options(flags: tuple[Flag, ...], cls: type) -> Callable[[F], F]:
+    """``--config``, ``--set`` and the verb's flags, typed and documented from `cls`."""
+
+    def deco(func: F) -> F:
+        return config_options(options(flags, cls)(func))
+
+    return deco
+
+
+def training_overrides(flags: tuple[Flag, ...], kw: dict[str, Any]) -> dict[str, Any]:
+    """The dotted-key overrides of the flags given; ``--logger`` keeps the CSV log on."""
+    out = overrides(flags, kw)
+    if "loggers" in out:
+        out["loggers"] = ["csv", *out["loggers"]]
+    return out
 
 
 def resolve_config(

@@ -6,20 +6,29 @@ from typing import Any
 
 import click
 
-from compress.cli.common import echo, resolve_config, training_options, training_overrides
+from compress.cli.common import (
+    TRAINING_FLAGS,
+    echo,
+    resolve_config,
+    training_options,
+    training_overrides,
+)
+from compress.cli.flags import Flag
+from compress.distill.config import DistillConfig
+
+FLAGS = (
+    *(f if f.spelling != "--model" else Flag("--model", "student", "Same as --student.")
+      for f in TRAINING_FLAGS),
+    Flag("--teacher", "teacher", "Teacher model file (from `compress train`).", kind="file"),
+    Flag("--student", "student", "Student architecture (see `compress models`)."),
+    Flag("--method", "method", "Distillation method (see `compress methods`)."),
+    Flag("--preset", "preset", "Named method settings, e.g. 'faithful' (R2KD as released)."),
+    Flag("--seeds", "seeds", "Train N students (seeds SEED..SEED+N-1), report mean ± std."),
+)  # fmt: skip
 
 
 @click.command("distill")
-@training_options
-@click.option("--teacher", type=click.Path(), help="Teacher model file (from `compress train`).")
-@click.option("--student", help="Student architecture (same as --model).")
-@click.option("--method", help="Distillation method (see `compress methods`); default r2kd.")
-@click.option(
-    "--preset", help="Named method settings, e.g. 'faithful' (R2KD as the authors released it)."
-)
-@click.option(
-    "--seeds", type=int, help="Train N students (seeds SEED..SEED+N-1) and report mean ± std."
-)
+@training_options(FLAGS, DistillConfig)
 def distill(config_path: str | None, assignments: tuple[str, ...], **kw: Any) -> None:
     """Distil a student from a teacher (R2KD by default).
 
@@ -27,19 +36,14 @@ def distill(config_path: str | None, assignments: tuple[str, ...], **kw: Any) ->
     summary.json ("top1", "top1_last"; with --seeds N > 1 also "top1_mean", "top1_std" and one
     seed<N>/ directory per seed). The student's file records its teacher (path and SHA-256).
     """
-    from compress.distill.config import DistillConfig
     from compress.verbs import VERBS
 
-    student = kw.pop("student", None)
-    model = kw.get("model")
+    student, model = kw.get("student"), kw.pop("model", None)
     if student and model and student != model:
         raise click.UsageError(
             f"--student {student} and --model {model} disagree; give one of them"
         )
-    overrides = training_overrides(kw)
-    overrides["student"] = student or overrides.pop("model")
-    overrides.pop("model", None)
-    for key in ("teacher", "method", "preset", "seeds"):
-        overrides[key] = kw.pop(key, None)
-    config = resolve_config(DistillConfig, config_path, overrides, assignments)
+    if model and not student:
+        kw["student"] = model
+    config = resolve_config(DistillConfig, config_path, training_overrides(FLAGS, kw), assignments)
     VERBS.get("distill")(config, log=echo)

@@ -5,33 +5,25 @@ from __future__ import annotations
 import click
 
 from compress.cli.common import config_options, echo, resolve_config
+from compress.cli.flags import Flag, options, overrides
+from compress.evaluate import EvalConfig
+
+FLAGS = (
+    Flag("--dataset", "data.name", "Dataset (the one recorded in the model file if unset)."),
+    Flag("--data-dir", "data.data_dir", "Where the dataset files are.", kind="dir"),
+    Flag("--image-size", "data.image_size", "Measure at this image size on purpose (the size recorded in the model file if unset)."),
+    Flag("--batch-size", "data.eval_batch_size", "Evaluation batch size."),
+    Flag("--device", "device", "auto, cpu, cuda or cuda:N."),
+    Flag("--json", "json", "Also write the result as JSON (never over a file compress did not write).", kind="file"),
+)  # fmt: skip
 
 
 @click.command("eval")
 @click.argument("model", type=click.Path(), required=False)
 @config_options
-@click.option("--dataset", help="Dataset (default: the one recorded in the model file).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the dataset files are.")
-@click.option(
-    "--image-size",
-    type=int,
-    help="Measure at this image size on purpose (default: the size recorded in the model file).",
-)
-@click.option("--batch-size", type=int, help="Evaluation batch size (default 500).")
-@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
-@click.option(
-    "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the result as JSON."
-)
+@options(FLAGS, EvalConfig)
 def eval_cmd(
-    model: str | None,
-    config_path: str | None,
-    assignments: tuple[str, ...],
-    dataset: str | None,
-    data_dir: str | None,
-    image_size: int | None,
-    batch_size: int | None,
-    device: str | None,
-    json_path: str | None,
+    model: str | None, config_path: str | None, assignments: tuple[str, ...], **kw: object
 ) -> None:
     """Test-split top-1/top-5 of a model file, at the geometry the file records.
 
@@ -39,19 +31,13 @@ def eval_cmd(
     --image-size or --set data.KEY=VALUE say otherwise.
     """
     from compress.errors import CompressError
-    from compress.evaluate import EvalConfig, evaluate_model_file
+    from compress.evaluate import evaluate_model_file
     from compress.outputs import write_report
     from compress.runtime.reports import refusal
 
-    overrides = {
-        "model": model,
-        "data.name": dataset,
-        "data.data_dir": data_dir,
-        "data.image_size": image_size,
-        "data.eval_batch_size": batch_size,
-        "device": device,
-    }
-    config = resolve_config(EvalConfig, config_path, overrides, assignments)
+    given = overrides(FLAGS, kw)
+    json_path = given.pop("json", None)
+    config = resolve_config(EvalConfig, config_path, {"model": model, **given}, assignments)
     if not config.model:
         raise CompressError("give the model file to evaluate: compress eval MODEL.safetensors")
     if json_path and refusal(json_path):  # before the work, not after it

@@ -6,7 +6,27 @@ from typing import Any
 
 import click
 
-from compress.cli.common import config_options, echo, resolve_config
+from compress.cli.common import config_options, echo, echo_table, resolve_config
+from compress.cli.flags import Flag, options, overrides
+from compress.deploy.profiler import ProfileSettings
+
+FLAGS = (
+    Flag("--runtime", "runtime", "torch, onnxruntime or tensorrt (from the file suffix if unset)."),
+    Flag("--target", "target", "local, ssh://user@host[:port] or subprocess://[PYTHON]."),
+    Flag("--batch", "batches", "Batch sizes to sweep, e.g. 1,8,64.", kind="ints"),
+    Flag("--warmup", "warmup", "Untimed calls per batch size."),
+    Flag("--iters", "iters", "Timed calls per batch size (at least)."),
+    Flag("--duration", "duration", "And time each batch size for at least this many seconds."),
+    Flag("--eval-images", "eval_images", "Real test images for the accuracy check (0 skips)."),
+    Flag("--precision", "precision", "tensorrt built from ONNX/model: fp32, fp16 or int8."),
+    Flag("--threads", "threads", "CPU threads for onnxruntime / torch."),
+    Flag("--providers", "providers", "onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider.", kind="strs"),
+    Flag("--compile", "compile", "torch runtime: torch.compile the model."),
+    Flag("--ssh-config", "ssh_config", "Extra ssh config file for ssh targets.", kind="file"),
+    Flag("--remote-python", "remote_python", "Python interpreter on the device."),
+    Flag("--data-dir", "data_dir", "Where the model's dataset is.", kind="dir"),
+    Flag("--json", "json", "Write the result as JSON (never over a file compress did not write).", kind="file"),
+)  # fmt: skip
 
 
 def int_list(text: str | None) -> list[int] | None:
@@ -22,42 +42,7 @@ def int_list(text: str | None) -> list[int] | None:
 @click.command("profile")
 @click.argument("model", type=click.Path())
 @config_options
-@click.option("--runtime", help="torch, onnxruntime or tensorrt (default: from the file suffix).")
-@click.option("--target", help="local (default) or ssh://user@host[:port].")
-@click.option("--batch", "batches", help="Batch sizes to sweep, e.g. 1,8,64 (default 1,64).")
-@click.option("--warmup", type=int, help="Untimed calls per batch size (default 10).")
-@click.option("--iters", type=int, help="Timed calls per batch size (default 50).")
-@click.option(
-    "--duration",
-    type=float,
-    help="And time each batch size for at least this many seconds (default 1).",
-)
-@click.option(
-    "--eval-images",
-    type=int,
-    help="Real test images for the accuracy check (default 1000; 0 skips).",
-)
-@click.option("--precision", help="tensorrt built from ONNX/model: fp32, fp16 (default) or int8.")
-@click.option("--threads", type=int, help="CPU threads for onnxruntime / torch.")
-@click.option(
-    "--providers",
-    help="onnxruntime execution providers, e.g. CUDAExecutionProvider,CPUExecutionProvider.",
-)
-@click.option(
-    "--compile",
-    "compile_",
-    is_flag=True,
-    default=None,
-    help="torch runtime: torch.compile the model.",
-)
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), help="Extra ssh config file for ssh targets."
-)
-@click.option("--remote-python", help="Python interpreter on the device (default python3).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the model's dataset is.")
-@click.option(
-    "--json", "json_path", type=click.Path(dir_okay=False), help="Write the result as JSON."
-)
+@options(FLAGS, ProfileSettings)
 def profile(model: str, config_path: str | None, assignments: tuple[str, ...], **kw: Any) -> None:
     """Measure a model where it runs: latency, throughput, accuracy, memory, machine.
 
@@ -67,29 +52,12 @@ def profile(model: str, config_path: str | None, assignments: tuple[str, ...], *
     MODEL is a .safetensors file (torch, or exported for onnxruntime/tensorrt on the fly), an
     .onnx export, or a TensorRT .plan. With --target ssh://user@host the model, a small
     evaluation set and one standalone agent script are copied to the device and run there.
+    The data must fit the model (classes, channels, size), as for `compress eval`.
     """
-    from compress.deploy.profiler import ProfileSettings, profile_model, results_table
+    from compress.deploy.profiler import profile_model, results_table
 
-    providers = kw.pop("providers")
-    overrides = {
-        "runtime": kw.pop("runtime"),
-        "target": kw.pop("target"),
-        "batches": int_list(kw.pop("batches")),
-        "warmup": kw.pop("warmup"),
-        "iters": kw.pop("iters"),
-        "duration": kw.pop("duration"),
-        "eval_images": kw.pop("eval_images"),
-        "precision": kw.pop("precision"),
-        "threads": kw.pop("threads"),
-        "providers": [p.strip() for p in providers.split(",")] if providers else None,
-        "compile": kw.pop("compile_"),
-        "ssh_config": kw.pop("ssh_config"),
-        "remote_python": kw.pop("remote_python"),
-        "data_dir": kw.pop("data_dir"),
-        "json": kw.pop("json_path"),
-    }
-    settings = resolve_config(ProfileSettings, config_path, overrides, assignments)
+    settings = resolve_config(ProfileSettings, config_path, overrides(FLAGS, kw), assignments)
     result = profile_model(model, settings, log=echo)
-    echo(results_table(result))
+    echo_table(results_table(result))
     if settings.json:
         echo(f"wrote {settings.json}")
