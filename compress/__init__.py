@@ -16,6 +16,7 @@ __all__ = [
     "list_models",
     "load_model",
     "prune",
+    "quantize",
     "save_model",
     "train",
 ]
@@ -37,11 +38,12 @@ _LAZY = {
     "prune": "compress.prune",
     "export": "compress.api",
     "benchmark": "compress.api",
+    "quantize": "compress.api",
 }
 
 
 def __getattr__(name: str):
-    if name in ("train", "distill", "prune"):
+    if name in ("train", "distill", "prune", "quantize"):
         import importlib
 
         return importlib.import_module(f"compress.{name}")  # a callable module (compress.api)

@@ -216,3 +216,27 @@ def _name(model: Any, index: int) -> str:
     from compress.outputs import slug
 
     return f"{slug(type(model).__name__)}-{index}" if not isinstance(model, (str, Path)) else ""
+
+
+def quantize(
+    options: dict[str, Any] | None = None,
+    /,
+    *,
+    model: Any = None,
+    teacher: Any = None,
+    log: Any = None,
+    **kwargs: Any,
+) -> Result:
+    """Quantization-aware training / distillation (`compress quantize`); `model` and `teacher`
+    may be files or modules; returns the run and the fake-quantized model.
+    """
+    from compress.verbs import VERBS
+
+    verb = VERBS.get("quantize")
+    with _Inputs(_output(options, kwargs), "quantize") as inputs:
+        for name, value in (("model", model), ("teacher", teacher)):
+            path = inputs.file(value, name)
+            if path is not None:
+                kwargs[name] = path
+        config = _settings(verb.config_cls(), options, kwargs)
+        return _trained(verb(config, log=log or print))

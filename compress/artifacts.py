@@ -46,6 +46,7 @@ HEADER_FIELDS = (
     "dataset",
     "class_names",
     "pruning",
+    "quantization",
     "metrics",
     "config_hash",
     "parent",
@@ -92,7 +93,8 @@ def save_model(model: nn.Module, path: str | Path, **meta: Any) -> Path:
         model: the model to save.
         path: destination; written atomically.
         **meta: header fields to set: ``num_classes``, ``in_channels``, ``input_size`` (H, W),
-            ``mean``, ``std``, ``dataset``, ``class_names``, ``pruning`` (history), ``metrics``,
+            ``mean``, ``std``, ``dataset``, ``class_names``, ``pruning`` (history),
+            ``quantization`` (the fake-quantization record), ``metrics``,
             ``config_hash``, ``parent`` (path of the file this one derives from), ``teacher``
             (path of the teacher it was distilled from), ``source`` (provenance of imported
             weights), ``extra`` (any JSON data).
@@ -315,6 +317,10 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
                 f"the pruning history in '{p}' does not fit architecture '{header.arch}' "
                 f"({_first_line(exc)}); the file is corrupt"
             ) from None
+    if header.quantized:
+        from compress.quantize.graph import rebuild
+
+        model = rebuild(model, header.quantization)  # type: ignore[arg-type]
     state = load_state(p)
     try:
         model.load_state_dict(state, strict=True)
@@ -323,4 +329,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Mo
             f"the weights in '{p}' do not fit architecture '{header.arch}': {_first_line(exc)}"
         ) from None
     model.compress_header = header  # type: ignore[assignment]
+    if header.quantized:  # a loaded model's scales are fixed: evaluating it never moves them
+        from compress.quantize.graph import set_fake_quant, set_observers
+
+        set_observers(model, False)
+        set_fake_quant(model, True)
     return model.to(device).eval()

@@ -64,13 +64,17 @@ def model_file_info(path: str | Path) -> dict[str, Any]:
     model = load_model(path)
     header: ModelHeader = model.compress_header
     shape = header.input_shape
+    try:
+        macs = count_macs(model, shape)
+    except Exception:  # a traced, fake-quantized graph the counter cannot walk
+        macs = None
     return {
         "file": str(path),
         "size_bytes": Path(path).stat().st_size,
         "sha256": file_sha256(path),
         "arch": {"name": header.arch, "kwargs": header.arch_kwargs},
         "params": count_params(model),
-        "macs": count_macs(model, shape),
+        "macs": macs,
         "input_shape": list(shape),
         "num_classes": header.num_classes,
         "dataset": header.dataset,
@@ -78,5 +82,7 @@ def model_file_info(path: str | Path) -> dict[str, Any]:
         "std": list(header.std) if header.std else None,
         "metrics": header.metrics,
         "pruned": header.pruned,
+        "quantization": header.quantization,
+        "class_names": list(header.class_names) if header.class_names else None,
         "provenance": header.provenance,
     }

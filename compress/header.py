@@ -52,6 +52,8 @@ class ModelHeader:
         dataset: registry name of the dataset it was trained on.
         class_names: one name per class.
         pruning: the replayable pruning history (``{"rounds": [...]}``), or ``None``.
+        quantization: the replayable fake-quantization record (`compress.quantize.graph`),
+            replayed after the pruning history; ``None`` for a float model.
         metrics: the metrics recorded at save time (``top1``, ``epoch``, ...).
         provenance: toolkit version, creation time, config hash, parent / teacher / source files.
         extra: any JSON data a verb adds (method, seed, ...).
@@ -68,6 +70,7 @@ class ModelHeader:
     dataset: str | None = None
     class_names: tuple[str, ...] | None = None
     pruning: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] | None = None
@@ -78,6 +81,11 @@ class ModelHeader:
         """(C, H, W) of one input (``DEFAULT_INPUT_SIZE`` when no size was recorded)."""
         h, w = self.input_size or DEFAULT_INPUT_SIZE
         return self.in_channels, h, w
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the file carries fake quantization."""
+        return bool(self.quantization)
 
     @property
     def pruned(self) -> bool:
@@ -102,6 +110,7 @@ class ModelHeader:
             "dataset": self.dataset,
             "class_names": list(self.class_names) if self.class_names is not None else None,
             "pruning": self.pruning,
+            "quantization": self.quantization,
             "metrics": self.metrics,
             "provenance": dict(self.provenance),
             "extra": self.extra,
@@ -169,6 +178,7 @@ class ModelHeader:
             dataset=dataset,
             class_names=names,
             pruning=check.pruning(data.get("pruning")),
+            quantization=check.quantization(data.get("quantization")),
             metrics=check.mapping(data, "metrics"),
             provenance=check.mapping(data, "provenance") or {},
             extra=check.mapping(data, "extra"),
@@ -279,6 +289,19 @@ class _Checker:
         value = data.get(key)
         if value is not None and not isinstance(value, dict):
             self.fail(key, f"must be an object, not {type(value).__name__}")
+        return value
+
+    def quantization(self, value: Any) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not isinstance(value.get("scheme"), str):
+            self.fail("quantization", "must be an object with a 'scheme'")
+        layers = value.get("layers")
+        if not isinstance(layers, list) or len(layers) > 100_000:
+            self.fail("quantization.layers", "must be a list of at most 100,000 layer names")
+        if not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME for n in layers):
+            self.fail("quantization.layers", "must hold layer names")
+        self.integer(value, "activations", 0, 1_000_000)
         return value
 
     def pruning(self, value: Any) -> dict[str, Any] | None:

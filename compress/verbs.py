@@ -107,6 +107,10 @@ def _export_row(summary: dict[str, Any]) -> dict[str, Any]:
     return {"exports": ", ".join(checks)}
 
 
+def _quantize_row(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"top-1": summary.get("top1_int8"), "params": summary.get("params")}
+
+
 for _verb in (
     Verb("train", "compress.train:TrainConfig", "compress.train:train",
          "train a teacher or a no-KD baseline", resumable=True, trains=True, row=_train_row),
@@ -116,6 +120,9 @@ for _verb in (
     Verb("prune", "compress.prune.config:PruneConfig", "compress.prune.api:prune",
          "prune channels, optionally fine-tune with KD", model_fields=("model", "teacher"),
          resumable=True, trains=True, inject=_finetuner, row=_prune_row),
+    Verb("quantize", "compress.quantize.config:QuantizeConfig", "compress.quantize.api:quantize",
+         "quantization-aware training / distillation to INT8",
+         model_fields=("model", "teacher"), resumable=True, trains=True, row=_quantize_row),
     Verb("export", "compress.exporters.base:ExportConfig", "compress.exporters.api:export",
          "export to ONNX, INT8 ONNX, FP16 ONNX or TensorRT, validated", model_fields=("model",),
          output_file="model.onnx", row=_export_row),

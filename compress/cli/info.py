@@ -31,14 +31,19 @@ def info(model: str, as_json: bool) -> None:
         ("architecture", f"{arch.get('name')} {json.dumps(arch.get('kwargs', {}))}"),
         ("input", "×".join(map(str, facts["input_shape"])) + f", {facts['num_classes']} classes"),
         ("dataset", str(facts["dataset"])),
+        ("normalisation", _normalisation(facts)),
         ("parameters", f"{facts['params']:,}"),
-        ("MACs", f"{facts['macs'] / 1e6:.2f} M"),
+        ("MACs", "–" if facts["macs"] is None else f"{facts['macs'] / 1e6:.2f} M"),
         ("pruned", "yes" if facts["pruned"] else "no"),
+        ("quantized", _quantization(facts.get("quantization"))),
     ]
+    names = facts.get("class_names")
+    if names:
+        rows.append(("classes", ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")))
     if "top1" in metrics:
         rows.append(("top-1", f"{100 * metrics['top1']:.2f}% (epoch {metrics.get('epoch', '?')})"))
     rows.append(("created", f"{prov.get('created')} by compress {prov.get('toolkit_version')}"))
-    for key in ("parent", "teacher"):
+    for key in ("parent", "teacher", "source"):
         if prov.get(key):
             rows.append(
                 (key, f"{prov[key].get('path')} (sha256 {prov[key].get('sha256', '')[:12]})")
@@ -48,3 +53,21 @@ def info(model: str, as_json: bool) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         echo(f"{key:<{width}}  {value}")
+
+
+def _normalisation(facts: dict) -> str:
+    if facts.get("mean") is None:
+        return "none recorded (the dataset's own is used)"
+    mean = ", ".join(f"{v:.4f}" for v in facts["mean"])
+    std = ", ".join(f"{v:.4f}" for v in facts["std"])
+    return f"mean {mean}; std {std}"
+
+
+def _quantization(record: dict | None) -> str:
+    if not record:
+        return "no"
+    return (
+        f"yes: {record.get('scheme')}, {len(record.get('layers', []))} layers "
+        f"(weights {record.get('weights')}), {record.get('activations')} activation quantizers, "
+        f"{record.get('residual_adds')} residual adds"
+    )

@@ -152,6 +152,8 @@ def train_student(
     summary_extra: dict[str, Any] | None = None,
     resume: bool = False,
     log: Any = print,
+    callbacks: list[Any] | None = None,
+    keep: str = "best",
 ) -> dict[str, Any]:
     """Train `student` against `teacher` with `method`: the one distillation loop.
 
@@ -173,6 +175,9 @@ def train_student(
         summary_extra: entries added to ``summary.json``.
         resume: continue from ``out_dir/state.pt``.
         log: where progress lines go.
+        callbacks: more hooks into the training loop (``compress quantize``'s QAT schedule).
+        keep: which epoch ``model.safetensors`` holds: ``best`` (by test top-1, as KD papers
+            report) or ``last``.
 
     Returns:
         The run summary (``summary.json``).
@@ -233,6 +238,8 @@ def train_student(
         resume=resume,
         per_class=info.protocol is not None,
         log=log,
+        callbacks=callbacks,
+        keep=keep,
     )
 
 

@@ -68,6 +68,7 @@ def fit(
     per_class: bool = False,
     log: Callable[[str], None] = print,
     callbacks: list[Callback] | None = None,
+    keep: str = "best",
 ) -> dict[str, Any]:
     """Train `task` for ``settings.epochs`` epochs, evaluating `task.model` after each.
 
@@ -91,6 +92,8 @@ def fit(
         log: where epoch lines go.
         callbacks: more hooks into the loop (`compress.engine.callbacks`), after the built-in
             ones (divergence guard, progress, loggers).
+        keep: ``best``: ``model.safetensors`` is the epoch with the best test top-1 (the KD
+            papers' convention, recorded as ``top1``); ``last``: it is the last epoch's.
 
     Returns:
         The summary (also written to ``summary.json``); ``top1`` is the best epoch's test top-1
@@ -110,6 +113,7 @@ def fit(
         save_meta=save_meta,
         log=log,
         callbacks=callbacks or [],
+        keep=keep,
     )
     return trainer.run(resume=resume, per_class=per_class, summary_extra=summary_extra)
 
@@ -130,6 +134,7 @@ class Trainer:
         save_meta: dict[str, Any] | None,
         log: Callable[[str], None],
         callbacks: list[Callback],
+        keep: str = "best",
     ) -> None:
         from compress.distributed import env
 
@@ -140,6 +145,7 @@ class Trainer:
         self.main = self.dist.is_main  # only rank 0 writes files and logs
         self.log = log if self.main else _quiet
         self.extra_callbacks = callbacks
+        self.keep = keep
         self.start_epoch, self.best_top1, self.best_epoch, self.global_step = 0, -1.0, 0, 0
         self.task_facts: dict[str, Any] = {}
         self.record: dict[str, Any] = {}
@@ -377,7 +383,7 @@ class Trainer:
         }
         meta = {**self.meta, "metrics": metrics, "config_hash": self.config_hash}
         save_model(deployed, self.out / LAST_FILE, **meta)
-        if improved:
+        if improved or self.keep == "last":
             save_model(deployed, self.out / BEST_FILE, **meta)
         state = {
             "epoch": epoch + 1,

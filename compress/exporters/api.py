@@ -152,13 +152,21 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
     header = read_header(config.model)
     BatchSpec.parse(config.batch)
     exporters = make_exporters(config)
+    if header.quantized:
+        refused = [e.name for e in exporters if e.precision != "int8"]
+        if refused:
+            raise CompressError(
+                f"'{config.model}' carries its quantization (learned INT8 scales), which "
+                f"{', '.join(refused)} cannot hold; export it with --format onnx-int8 or "
+                "trt-int8, or export its float parent"
+            )
     model = load_model(config.model)
     check_finite(model)
     shape = header.input_shape
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("export", stem)
     with run_directory(out, kind="export", reuse=True):
-        int8 = [e for e in exporters if e.precision == "int8"]
+        int8 = [e for e in exporters if e.precision == "int8" and not header.quantized]
         calib = (
             dataset_images(
                 header,
@@ -256,7 +264,7 @@ def _export_one(
                 return validate(
                     runner,
                     ref,
-                    precision=exporter.precision,
+                    precision="int8-learned" if header.quantized else exporter.precision,
                     fmt=exporter.name,
                     model=model,
                     onnx_path=path,

@@ -157,6 +157,8 @@ class OnnxInt8Exporter(Exporter):
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         s = self.settings
+        if ctx.header.quantized:  # quantization-aware trained: its own scales, no calibration
+            return self._export_learned(model, ctx, path)
         if ctx.calib_images is None or len(ctx.calib_images) == 0:
             raise ValueError("INT8 export needs calibration images")
         method = {
@@ -228,6 +230,22 @@ class OnnxInt8Exporter(Exporter):
                     f"int8 {speed['int8_ms']:.2f} ms (×{speed['speedup']:.2f})"
                 )
         return info
+
+    def _export_learned(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
+        """Q/DQ ONNX of a fake-quantized model: its learned scales, exported as they are."""
+        from compress.quantize.graph import quantizers, set_observers
+
+        set_observers(model, False)
+        meta = provenance(ctx, fmt=self.name, precision="int8")
+        meta["calibration"] = {"learned_scales": True, "quantizers": len(quantizers(model))}
+        export_onnx(
+            model,
+            path,
+            ctx.header.input_shape,
+            opset=self.settings.opset,
+            metadata={"compress": meta},
+        )
+        return {"calibration": meta["calibration"], "opset": self.settings.opset}
 
 
 EXPORTERS.add(

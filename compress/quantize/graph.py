@@ -1,0 +1,239 @@
+"""Fake quantization inserted into a model the way TensorRT's explicit quantization places it.
+
+The model is traced with ``torch.fx``; BatchNorm layers that follow a convolution are folded
+into it (``torch.fx.experimental.optimization.fuse``, the QAT recipe of folding BN before
+fine-tuning: the weights that train are the weights that are deployed; a BatchNorm that
+follows no convolution stays, frozen, see `compress.quantize.callback`). Then quantizers —
+PyTorch's own `torch.ao.quantization.FakeQuantize` modules, no hand-written kernels — go:
+
+* on the weights of every ``Conv2d`` and ``Linear``: symmetric INT8, per output channel;
+* on the input activation of every ``Conv2d`` and ``Linear``: symmetric INT8, per tensor;
+* on both inputs of every residual ``add``, so TensorRT can fuse the add into the convolution.
+
+A tensor read by several of these gets one quantizer. The insertion is deterministic (graph
+order), so a model file records only the *record* of what was done (`QuantRecord`) and its
+tensors; `rebuild` replays it on a fresh model exactly as the pruning history is replayed. The
+graph exports to ONNX as QuantizeLinear/DequantizeLinear pairs with the learned scales.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.ao.quantization import (
+    FakeQuantize,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+)
+
+from compress.errors import CompressError
+
+#: The scheme name recorded in the model file.
+SCHEME = "int8-symmetric-qdq"
+#: INT8 ranges the ONNX exporter takes for symmetric quantizers (zero point 0).
+QMIN, QMAX = -128, 127
+
+
+def activation_quantizer() -> FakeQuantize:
+    """Symmetric per-tensor INT8 for an activation (TensorRT's convention: zero point 0)."""
+    return FakeQuantize(
+        observer=MovingAverageMinMaxObserver,
+        quant_min=QMIN,
+        quant_max=QMAX,
+        dtype=torch.qint8,
+        qscheme=torch.per_tensor_symmetric,
+    )
+
+
+def weight_quantizer() -> FakeQuantize:
+    """Symmetric per-output-channel INT8 for a convolution's or linear layer's weight.
+
+    Its scale follows the weights as they train (the range of the current weights: averaging
+    constant 1), so the exported scale is the one the final weights have.
+    """
+    return FakeQuantize(
+        observer=MovingAveragePerChannelMinMaxObserver.with_args(averaging_constant=1.0),
+        quant_min=QMIN,
+        quant_max=QMAX,
+        dtype=torch.qint8,
+        qscheme=torch.per_channel_symmetric,
+        ch_axis=0,
+    )
+
+
+class QuantConv2d(nn.Module):
+    """A ``Conv2d`` whose weight passes through its quantizer on every forward."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+        self.weight_fake_quant = weight_quantizer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.conv._conv_forward(x, self.weight_fake_quant(self.conv.weight), self.conv.bias)
+
+
+class QuantLinear(nn.Module):
+    """A ``Linear`` whose weight passes through its quantizer on every forward."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+        self.weight_fake_quant = weight_quantizer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return F.linear(x, self.weight_fake_quant(self.linear.weight), self.linear.bias)
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    try:
+        return fuse(model.eval())
+    except Exception as exc:  # torch.fx raises many types for an untraceable forward
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CompressError(
+            f"this architecture cannot be traced by torch.fx ({first}), so quantization cannot "
+            "be inserted; quantize a model of the zoo (compress models)"
+        ) from None
+
+
+def fuse(model: nn.Module) -> fx.GraphModule:
+    """Trace `model` and fold every BatchNorm that follows a convolution into it."""
+    from torch.fx.experimental.optimization import fuse as fx_fuse
+
+    return fx_fuse(model, inplace=False)
+
+
+def insert(model: nn.Module) -> tuple[fx.GraphModule, dict[str, Any]]:
+    """The fake-quantized graph of `model` (BN folded) and its record.
+
+    Returns:
+        ``(graph_module, record)``; the record (JSON) lists the quantized layers and tensors.
+    """
+    gm = _trace(model)
+    modules = dict(gm.named_modules())
+    made: dict[str, fx.Node] = {}
+    activations: list[str] = []
+    layers: list[str] = []
+    adds = 0
+
+    def quantized(node: fx.Node) -> fx.Node:
+        if node.name in made:
+            return made[node.name]
+        name = f"act_fake_quant_{len(activations)}"
+        gm.add_submodule(name, activation_quantizer())
+        with gm.graph.inserting_after(node):
+            made[node.name] = gm.graph.call_module(name, (node,))
+        activations.append(name)
+        return made[node.name]
+
+    for node in list(gm.graph.nodes):
+        if node.op == "call_module" and isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
+            source = node.args[0]
+            if isinstance(source, fx.Node):
+                node.replace_input_with(source, quantized(source))
+            layer = modules[node.target]
+            wrapper = QuantConv2d(layer) if isinstance(layer, nn.Conv2d) else QuantLinear(layer)
+            gm.add_submodule(node.target, wrapper)
+            layers.append(node.target)
+        elif node.op == "call_function" and node.target in (operator.add, torch.add):
+            inputs = [a for a in node.args if isinstance(a, fx.Node)]
+            if len(inputs) == 2:
+                for a in inputs:
+                    node.replace_input_with(a, quantized(a))
+                adds += 1
+    gm.graph.lint()
+    gm.recompile()
+    record = {
+        "scheme": SCHEME,
+        "bn_folded": True,
+        "layers": layers,
+        "activations": len(activations),
+        "residual_adds": adds,
+        "weights": "int8 symmetric, per output channel",
+        "inputs": "int8 symmetric, per tensor",
+    }
+    return gm, record
+
+
+def rebuild(model: nn.Module, record: dict[str, Any]) -> fx.GraphModule:
+    """Replay a recorded quantization on a fresh (pruned) model; the tensors load afterwards.
+
+    Raises:
+        CompressError: the replay does not give the recorded layers (another architecture).
+    """
+    if record.get("scheme") != SCHEME:
+        raise CompressError(
+            f"the model file's quantization scheme {record.get('scheme')!r} is not {SCHEME!r}; it "
+            "was written by another compress"
+        )
+    gm, again = insert(model)
+    if again["layers"] != record.get("layers") or again["activations"] != record.get("activations"):
+        raise CompressError(
+            "the quantization recorded in the model file does not fit its architecture; the "
+            "file is corrupt"
+        )
+    return gm
+
+
+def quantizers(model: nn.Module) -> list[FakeQuantize]:
+    """Every quantizer of a fake-quantized model."""
+    return [m for m in model.modules() if isinstance(m, FakeQuantize)]
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """Whether `model` carries fake quantization."""
+    return bool(quantizers(model))
+
+
+def set_observers(model: nn.Module, on: bool, *, weights: bool | None = None) -> None:
+    """Let the activation quantizers' observers update their scales, or freeze them.
+
+    The weight quantizers follow `weights` (default: the same as `on`).
+    """
+    weights = on if weights is None else weights
+    for name, q in model.named_modules():
+        if isinstance(q, FakeQuantize):
+            enable = weights if name.endswith("weight_fake_quant") else on
+            q.enable_observer() if enable else q.disable_observer()
+
+
+def set_fake_quant(model: nn.Module, on: bool) -> None:
+    """Quantize in the forward pass (``on``) or pass values through (calibration, fp32 check)."""
+    for q in quantizers(model):
+        q.enable_fake_quant() if on else q.disable_fake_quant()
+
+
+def scales(model: nn.Module) -> dict[str, list[float]]:
+    """The current scale of every quantizer, by module name (for summaries and tests)."""
+    return {
+        name: [float(v) for v in m.scale.flatten()]
+        for name, m in model.named_modules()
+        if isinstance(m, FakeQuantize)
+    }
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches: Any, limit_images: int) -> int:
+    """Set the scales from real training images (the PTQ path's calibration), fake quant off.
+
+    Returns:
+        The images seen.
+    """
+    was = model.training
+    model.eval()
+    set_fake_quant(model, False)
+    set_observers(model, True)
+    seen = 0
+    for x, _ in batches:
+        model(x)
+        seen += len(x)
+        if seen >= limit_images:
+            break
+    set_observers(model, False)  # the scales stay as calibrated until training moves them
+    set_fake_quant(model, True)
+    model.train(was)
+    return seen
