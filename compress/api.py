@@ -227,8 +227,9 @@ def quantize(
     log: Any = None,
     **kwargs: Any,
 ) -> Result:
-    """Quantization-aware training / distillation (`compress quantize`); `model` and `teacher`
-    may be files or modules; returns the run and the fake-quantized model.
+    """Quantization-aware training / distillation (`compress quantize`).
+
+    `model` and `teacher` may be files or modules; returns the run and the fake-quantized model.
     """
     from compress.verbs import VERBS
 

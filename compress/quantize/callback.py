@@ -1,5 +1,4 @@
-"""The QAT schedule as a training-loop callback: calibrated activation scales, weight scales
-that follow the weights.
+"""The QAT schedule as a training-loop callback: fixed activation scales, moving weight scales.
 
 The activation scales come from the calibration and, for the first ``observe`` share of the
 epochs (0 by default), keep moving with the training batches; then they are fixed, as
