@@ -29,6 +29,12 @@ class _CallableModule(types.ModuleType):
         module, name = self.__compress_call__
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
+    @property
+    def __signature__(self) -> Any:
+        """The verb's keywords (its config's keys with their defaults), for help and completion."""
+        module, name = self.__compress_call__
+        return importlib.import_module(module).signature(name)
+
 
 def make_callable(module_name: str, target: str, name: str) -> None:
     """Make the module `module_name` callable as ``target.name`` (the notebook API's verbs).
@@ -40,3 +46,9 @@ def make_callable(module_name: str, target: str, name: str) -> None:
     module = sys.modules[module_name]
     module.__class__ = _CallableModule
     module.__compress_call__ = (target, name)  # type: ignore[attr-defined]
+    own = module.__doc__ or ""
+    module.__doc__ = (
+        f"compress.{name}(options=None, /, **keys) — the notebook verb (compress.api.{name}): "
+        f"every key of its config is a keyword; inspect.signature(compress.{name}) lists them "
+        f"with their defaults.\n\nThe module: {own}"
+    )

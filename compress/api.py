@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """What a verb returns.
 
@@ -22,14 +22,29 @@ class Result:
         output: the run directory.
         summary: ``summary.json`` (or the verb's result dict).
         model: the trained or pruned model (training verbs), loaded from its file.
+        verb: the verb that made it.
     """
 
     output: Path
     summary: dict[str, Any] = field(default_factory=dict)
     model: Any = None
+    verb: str = ""
 
     def __getitem__(self, key: str) -> Any:
         return self.summary[key]
+
+    def keys(self) -> list[str]:
+        """The summary's keys (``r["top1"]`` reads one)."""
+        return list(self.summary)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary and the output folder, as plain data."""
+        return {"verb": self.verb, "output": str(self.output), **self.summary}
+
+    def __repr__(self) -> str:
+        top1 = self.summary.get("top1_int8", self.summary.get("top1"))
+        score = f", top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else ""
+        return f"Result({self.verb or 'run'}{score}, output={str(self.output)!r})"
 
 
 def _settings(cls: type, options: dict[str, Any] | None, kwargs: dict[str, Any]) -> Any:
@@ -110,11 +125,11 @@ def _output(options: Any, kwargs: dict[str, Any]) -> Any:
     return options.get("output") if isinstance(options, dict) else None
 
 
-def _trained(summary: dict[str, Any]) -> Result:
+def _trained(summary: dict[str, Any], verb: str = "") -> Result:
     from compress.artifacts import load_model
 
     out = Path(summary["output"])
-    return Result(out, summary, load_model(out / "model.safetensors"))
+    return Result(out, summary, load_model(out / "model.safetensors"), verb)
 
 
 def train(options: dict[str, Any] | None = None, /, *, log: Any = None, **kwargs: Any) -> Result:
@@ -127,7 +142,7 @@ def train(options: dict[str, Any] | None = None, /, *, log: Any = None, **kwargs
     from compress.verbs import VERBS
 
     verb = VERBS.get("train")
-    return _trained(verb(_settings(verb.config_cls(), options, kwargs), log=log or print))
+    return _trained(verb(_settings(verb.config_cls(), options, kwargs), log=log or print), "train")
 
 
 def distill(
@@ -148,7 +163,7 @@ def distill(
         if path is not None:
             kwargs["teacher"] = path
         config = _settings(verb.config_cls(), options, kwargs)
-        return _trained(verb(config, log=log or print))
+        return _trained(verb(config, log=log or print), verb.name)
 
 
 def prune(
@@ -171,7 +186,7 @@ def prune(
             if path is not None:
                 kwargs[name] = path
         config = _settings(verb.config_cls(), options, kwargs)
-        return _trained(verb(config, log=log or print))
+        return _trained(verb(config, log=log or print), verb.name)
 
 
 def export(
@@ -187,7 +202,7 @@ def export(
         if path is not None:
             kwargs["model"] = path
         result = verb(_settings(verb.config_cls(), options, kwargs), log=log or print)
-    return Result(Path(result["output"]), result)
+    return Result(Path(result["output"]), result, verb=verb.name)
 
 
 def benchmark(
@@ -208,7 +223,7 @@ def benchmark(
             items = models if isinstance(models, (list, tuple)) else [models]
             kwargs["models"] = [inputs.file(m, _name(m, i)) for i, m in enumerate(items)]
         result = verb(_settings(verb.config_cls(), options, kwargs), log=log or print)
-    return Result(Path(result["output"]), result)
+    return Result(Path(result["output"]), result, verb=verb.name)
 
 
 def _name(model: Any, index: int) -> str:
@@ -240,4 +255,60 @@ def quantize(
             if path is not None:
                 kwargs[name] = path
         config = _settings(verb.config_cls(), options, kwargs)
-        return _trained(verb(config, log=log or print))
+        return _trained(verb(config, log=log or print), verb.name)
+
+
+def _signature(config: str, *files: str) -> Any:
+    """The signature a verb shows (``help``, tab completion).
+
+    The options dict, then every key of its config as a keyword with its default, the module
+    arguments and ``log``.
+    """
+    import dataclasses
+    import importlib
+    import inspect
+
+    module, _, name = config.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    from compress.config import to_dict
+
+    params = [inspect.Parameter("options", inspect.Parameter.POSITIONAL_ONLY, default=None)]
+    taken = {"options", "log", *files}
+    first = list(getattr(cls, "config_order", ()))
+    fields = sorted(
+        (f for f in dataclasses.fields(cls) if f.init and f.name not in taken),
+        key=lambda f: first.index(f.name) if f.name in first else len(first),
+    )
+    for f in fields:
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None if f.default is dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            default = to_dict(default)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    for extra in files:
+        params.append(inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default=None))
+    params.append(inspect.Parameter("log", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return inspect.Signature(params, return_annotation="Result")
+
+
+#: Each verb's config class and the module arguments it takes (files or nn.Modules).
+SIGNATURES = {
+    "train": ("compress.train:TrainConfig", ()),
+    "distill": ("compress.distill.config:DistillConfig", ("teacher",)),
+    "prune": ("compress.prune.config:PruneConfig", ("model", "teacher")),
+    "quantize": ("compress.quantize.config:QuantizeConfig", ("model", "teacher")),
+    "export": ("compress.exporters.base:ExportConfig", ("model",)),
+    "benchmark": ("compress.deploy.benchmark:BenchmarkConfig", ("models",)),
+}
+
+
+def signature(verb: str) -> Any:
+    """`inspect.Signature` of notebook verb `verb`."""
+    config, files = SIGNATURES[verb]
+    return _signature(config, *files)
+
+
+for _verb in ("export", "benchmark"):  # plain functions: their signature set here
+    globals()[_verb].__signature__ = signature(_verb)

@@ -28,6 +28,21 @@ from compress.registry import suggest
 
 T = TypeVar("T")
 
+#: Names users reach for, mapped to the key that means it here (a better suggestion than the
+#: nearest spelling: ``optim.learning_rate`` is ``optim.lr``, not ``optim.name``).
+SYNONYMS = {
+    "learning_rate": "lr",
+    "learningrate": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "epoch": "epochs",
+    "bs": "batch_size",
+    "batchsize": "batch_size",
+    "wd": "weight_decay",
+    "arch": "model",
+    "dataset": "name",
+}
+
 #: Field metadata flag: leave this field out of the config hash (paths, devices, verbosity).
 NO_HASH = {"hash": False}
 
@@ -220,8 +235,11 @@ def _build(
         if key not in fields:
             valid = sorted(prefix + k for k in fields)
             full = prefix + str(key)
+            hint = suggest(full, valid)
+            if str(key) in SYNONYMS and SYNONYMS[str(key)] in fields:
+                hint = f" Did you mean '{prefix}{SYNONYMS[str(key)]}'?"
             raise ConfigError(
-                f"unknown key '{full}' in {where}.{suggest(full, valid)} Valid keys: {', '.join(valid)}"
+                f"unknown key '{full}' in {where}.{hint} Valid keys: {', '.join(valid)}"
             )
     kwargs = {}
     for name, value in data.items():

@@ -208,4 +208,5 @@ def wrap(task: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     ]
     DDP._set_params_and_buffers_to_ignore_for_model(task, ignore)
     ids = [device.index] if device.type == "cuda" else None
-    return DDP(task, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True)
+    unused = bool(getattr(task, "unused_parameters", False))  # only where a task needs it
+    return DDP(task, device_ids=ids, broadcast_buffers=False, find_unused_parameters=unused)

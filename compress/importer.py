@@ -56,6 +56,8 @@ class ImportSettings:
         std: per-channel normalisation std.
         dataset: registry name of the dataset it was trained on (the default for later verbs).
         arch_kwargs: architecture options.
+        class_names: one name per class, recorded in the file (so later data is checked by
+            name, not only by count).
         output: the model file to write (never overwritten).
     """
 
@@ -69,6 +71,8 @@ class ImportSettings:
     std: tuple[float, ...] | None = None
     dataset: str | None = None
     arch_kwargs: dict[str, Any] | None = None
+    class_names: tuple[str, ...] | None = None
+    in_channels_given: bool = True
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -355,6 +359,11 @@ def import_weights(settings: ImportSettings, *, log: Any = print) -> dict[str, A
     )
     check_tensors(state, model, source)
     match_state(model, state, settings.arch)
+    if settings.class_names is not None and len(settings.class_names) != settings.num_classes:
+        raise WeightsImportError(
+            f"{len(settings.class_names)} class names given for --num-classes "
+            f"{settings.num_classes}; give one name per class"
+        )
     size = settings.image_size or default_input_size(settings.arch)
     model.eval()
     with torch.no_grad():
@@ -381,6 +390,7 @@ def import_weights(settings: ImportSettings, *, log: Any = print) -> dict[str, A
         mean=list(settings.mean) if settings.mean else None,
         std=list(settings.std) if settings.std else None,
         dataset=settings.dataset,
+        class_names=list(settings.class_names) if settings.class_names else None,
         source=ref,
     )
     facts = {
@@ -395,9 +405,21 @@ def import_weights(settings: ImportSettings, *, log: Any = print) -> dict[str, A
         f"({facts['params'] / 1e6:.3f} M params, {settings.in_channels}×{size[0]}×{size[1]} input, "
         f"{settings.num_classes} classes) → {out}"
     )
-    if settings.mean is None:
-        log(
-            "no --mean/--std given: the dataset's own normalisation will be used; pass the "
-            "values the model was trained with if they differ"
+    assumed = []
+    if settings.image_size is None:
+        assumed.append(
+            f"input size {size[0]}×{size[1]} (the default for {settings.arch}; pass --image-size "
+            "the size it was trained at)"
         )
+    if settings.mean is None:
+        assumed.append(
+            "no normalisation (the dataset's own is used at run time; pass --mean/--std the "
+            "values it was trained with)"
+        )
+    if not settings.in_channels_given:
+        assumed.append(f"{settings.in_channels} input channels (--in-channels)")
+    if settings.class_names is None:
+        assumed.append("no class names (--classes a,b,c or --data-dir FOLDER records them)")
+    if assumed:
+        log("assumed: " + "; ".join(assumed))
     return facts

@@ -110,7 +110,12 @@ def make_owned_dir(path: str | Path, *, kind: str) -> Path:
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking ``flock`` on ``DIR/.compress.lock`` (released on close or exit)."""
+    """An exclusive, non-blocking ``flock`` on ``DIR/.compress.lock`` (released on close or exit).
+
+    The lock file is removed when the lock is released, so a finished run leaves none behind.
+    Removal is safe against a process that opened the old file just before: the holder checks,
+    once it has the lock, that the path still names the file it locked, and otherwise tries again.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / LOCK
@@ -120,28 +125,39 @@ class DirectoryLock:
         """Take the lock or raise a one-line `CompressError` naming the holder's pid."""
         import fcntl
 
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _os_error(self.path.parent, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        for _ in range(8):  # a lock file removed between open and flock: open the new one
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _os_error(self.path.parent, exc) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise CompressError(
+                    f"'{self.path.parent}' is in use by another compress process (pid {holder}); "
+                    "wait for it to finish or choose another --output"
+                ) from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self._fd = fd
+                return
             os.close(fd)
-            raise CompressError(
-                f"'{self.path.parent}' is in use by another compress process (pid {holder}); "
-                "wait for it to finish or choose another --output"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        raise CompressError(f"could not lock '{self.path.parent}'; try again")
 
     def release(self) -> None:
-        """Release the lock (the lock file stays; it is harmless)."""
+        """Remove the lock file, then release the lock."""
         if self._fd is not None:
             import fcntl
 
+            with contextlib.suppress(OSError):
+                self.path.unlink()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -93,7 +93,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
         # a run killed before its first checkpoint has nothing to resume: it starts over
         resume = config.resume and (out / "state.pt").exists()
         if resume:
-            check_resume(out / "state.pt", digest)
+            check_resume(out / "state.pt", digest, config)
         if main:
             write_config(config, out)
         channels_last = device.type == "cuda" and config.channels_last

@@ -54,6 +54,24 @@ def write_crash_log(exc: BaseException) -> str:
     return "(no writable log directory)"
 
 
+def _interrupted() -> int:
+    """Say where an interrupted run stopped and how to continue it; the exit code (130)."""
+    trainer = sys.modules.get("compress.engine.trainer")
+    run = getattr(trainer, "CURRENT", None) if trainer else None
+    if not run:
+        click.echo("stopped (Ctrl-C)", err=True)
+        return 130
+    argv = [a for a in sys.argv[1:]]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    if run["done"] == 0:
+        where = "before its first epoch finished (nothing to resume yet)"
+    else:
+        where = f"after epoch {run['done']}/{run['epochs']} (its checkpoint is in {run['out']})"
+    click.echo(f"stopped {where}; resume with: compress {' '.join(argv)}", err=True)
+    return 130
+
+
 class Group(click.Group):
     """A click group under which no exception prints a Python traceback.
 
@@ -70,7 +88,7 @@ class Group(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
-            raise click.Abort() from None
+            raise click.exceptions.Exit(_interrupted()) from None
         except BrokenPipeError:  # `compress … | head`: the reader left; nothing is wrong
             import os
 

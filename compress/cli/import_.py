@@ -37,7 +37,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 @click.argument("file", type=click.Path())
 @click.option("--arch", required=True, help="Architecture name (see `compress models`).")
 @click.option("--num-classes", type=int, required=True, help="Classifier outputs.")
-@click.option("--in-channels", type=int, default=3, show_default=True, help="Image channels.")
+@click.option("--in-channels", type=int, help="Image channels. [default: 3]")
 @click.option(
     "--image-size",
     help="H or H,W the model was trained at (default 224 for torchvision/timm, 32 for the zoo).",
@@ -47,6 +47,12 @@ def _size(text: str | None) -> tuple[int, int] | None:
 )
 @click.option("--std", help="Per-channel normalisation std, e.g. 0.2673,0.2564,0.2762.")
 @click.option("--dataset", help="Dataset it was trained on (the default for eval, distill, ...).")
+@click.option("--classes", help="The class names, comma-separated, in the model's output order.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Record the class names of this image folder (its train/ class folders, sorted).",
+)
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), required=True, help="Model file to write."
 )
@@ -54,11 +60,13 @@ def import_cmd(
     file: str,
     arch: str,
     num_classes: int,
-    in_channels: int,
+    in_channels: int | None,
     image_size: str | None,
     mean: str | None,
     std: str | None,
     dataset: str | None,
+    classes: str | None,
+    data_dir: str | None,
     output: str,
 ) -> None:
     """Bring weights trained elsewhere in as a compress model file.
@@ -72,6 +80,9 @@ def import_cmd(
     from compress.errors import CompressError
     from compress.importer import ImportSettings, import_weights
 
+    given_channels = in_channels is not None
+    in_channels = in_channels if in_channels is not None else 3
+    names = _class_names(classes, data_dir)
     means, stds = _floats(mean, "--mean"), _floats(std, "--std")
     if (means is None) != (stds is None):
         raise CompressError("give --mean and --std together")
@@ -100,6 +111,33 @@ def import_cmd(
         std=stds,
         dataset=dataset,
         output=output,
+        class_names=names,
+        in_channels_given=given_channels,
     )
     facts = import_weights(settings, log=echo)
     echo(f"next: compress info {facts['output']}")
+
+
+def _class_names(classes: str | None, data_dir: str | None) -> tuple[str, ...] | None:
+    """Class names from ``--classes`` or from an image folder's class folders."""
+    from pathlib import Path
+
+    from compress.errors import CompressError
+
+    if classes and data_dir:
+        raise CompressError("give --classes or --data-dir, not both")
+    if classes:
+        names = tuple(c.strip() for c in classes.split(",") if c.strip())
+        if len(set(names)) != len(names):
+            raise CompressError(f"--classes repeats a name: {classes}")
+        return names
+    if data_dir:
+        root = Path(data_dir)
+        split = root / "train" if (root / "train").is_dir() else root
+        if not split.is_dir():
+            raise CompressError(f"--data-dir '{data_dir}' is not a folder of class folders")
+        names = tuple(sorted(p.name for p in split.iterdir() if p.is_dir()))
+        if not names:
+            raise CompressError(f"'{split}' has no class folders to take the names from")
+        return names
+    return None

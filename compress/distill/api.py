@@ -133,7 +133,7 @@ def _check_resume(out: Path, config: DistillConfig, digest: str) -> None:
     dirs = [out] if config.seeds == 1 else sorted(out.glob("seed*"))
     for d in dirs:
         if (d / "state.pt").exists():
-            check_resume(d / "state.pt", digest)
+            check_resume(d / "state.pt", digest, config)
 
 
 def train_student(

@@ -94,7 +94,7 @@ def recorded_hash(path: str | Path) -> str | None:
     return load_state(p).get("config_hash")
 
 
-def check_resume(path: str | Path, digest: str) -> None:
+def check_resume(path: str | Path, digest: str, config: Any = None) -> None:
     """Refuse to resume a run whose record (`path`) was written with another config hash.
 
     The one check every verb makes before it writes anything into a run it resumes
@@ -108,7 +108,39 @@ def check_resume(path: str | Path, digest: str) -> None:
     saved = recorded_hash(path)
     if saved != digest:
         where = Path(path).parent
+        saved_config = where / "config.yaml"
+        if not saved_config.exists():  # a seed's folder: the config is the run's, one up
+            saved_config = where.parent / "config.yaml"
+        changed = _changed_keys(saved_config, config) if config is not None else ""
         raise CompressError(
-            f"the config differs from the one '{where}' was started with (hash {saved} vs "
-            f"{digest}); resume with the same config (and inputs), or start a new --output"
+            f"the config differs from the one '{where}' was started with"
+            + (f" ({changed})" if changed else f" (hash {saved} vs {digest})")
+            + "; resume with the same config (and inputs), or start a new --output"
         )
+
+
+def _changed_keys(saved_config: Path, config: Any) -> str:
+    """``epochs: 240 → 4, optim.lr: …`` between a run's config.yaml and `config` (hashed keys)."""
+    from compress.config import hashed_dict, load_yaml
+
+    try:
+        before = load_yaml(saved_config)
+    except Exception:
+        return ""
+    now = hashed_dict(config)
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in (d or {}).items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(before), flat(now)
+    diffs = [f"{k}: {a.get(k)!r} → {b[k]!r}" for k in b if k in a and a[k] != b[k]]
+    diffs += [f"{k}: (new) {b[k]!r}" for k in b if k not in a]
+    if not diffs:
+        return "its inputs changed: a teacher or model file with other bytes"
+    return "; ".join(diffs[:5]) + (f"; … {len(diffs) - 5} more" if len(diffs) > 5 else "")

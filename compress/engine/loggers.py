@@ -99,9 +99,10 @@ class TensorBoardLogger(Logger):
 
     def epoch(self, records: list[dict[str, Any]]) -> None:  # noqa: D102
         record = records[-1]
+        step = record.get("global_step", record["epoch"])  # the same axis as train_step/*
         for key, value in record.items():
-            if key != "epoch" and isinstance(value, (int, float)) and value is not None:
-                self.writer.add_scalar(f"epoch/{key}", value, record["epoch"])
+            if key not in ("epoch", "global_step") and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"epoch/{key}", value, step)
         self.writer.flush()
 
     def close(self) -> None:  # noqa: D102
@@ -155,44 +156,60 @@ def make_loggers(names: Iterable[str], out: Path, config: Any) -> list[Logger]:
     return loggers
 
 
-def curves_plot(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """``curves.png``: every loss term (train) and test top-1 against the epoch."""
+def curves_plot(records: list[dict[str, Any]], path: Path, *, title: str = "") -> Path | None:
+    """``curves.png``: loss terms, top-1 (test and train) and the learning rate against the epoch.
+
+    The total loss is a thick line drawn last, the terms thin and dashed, so no term hides
+    another; the epoch axis has whole-epoch ticks; the title names the run's folder.
+    """
     if not records:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from compress.report.plots import save_figure
 
     epochs = [r["epoch"] for r in records]
-    losses = [
-        k for k in _scalar_keys(records) if k.startswith("train_") and k not in ("train_top1",)
+    terms = [
+        k
+        for k in _scalar_keys(records)
+        if k.startswith("train_") and k not in ("train_top1", "train_loss")
     ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    for i, key in enumerate([*losses, "test_loss"]):
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 4), dpi=110)
+    for i, key in enumerate([*terms, "test_loss"]):
         values = [r.get(key) for r in records]
         if any(v is not None for v in values):
-            left.plot(epochs, values, marker=".", color=f"C{i % 10}", label=key)
-    left.set_xlabel("epoch")
+            left.plot(
+                epochs,
+                values,
+                marker=".",
+                linestyle="--",
+                linewidth=1,
+                color=f"C{(i + 1) % 10}",
+                label=key,
+            )
+    left.plot(epochs, [r.get("train_loss") for r in records], marker="o", linewidth=2.5,
+              color="C0", label="train_loss (total)", zorder=5)  # fmt: skip
     left.set_ylabel("loss")
     left.set_yscale("symlog", linthresh=1e-3)
     left.legend(fontsize=7)
-    left.grid(alpha=0.3)
-    right.plot(epochs, [100 * r["top1"] for r in records], marker="o", label="test top-1")
+    middle.plot(epochs, [100 * r["top1"] for r in records], marker="o", label="test top-1")
     if any(r.get("train_top1") is not None for r in records):
-        right.plot(
-            epochs,
-            [100 * (r.get("train_top1") or 0) for r in records],
-            marker=".",
-            linestyle="--",
-            label="train top-1",
-        )
-    right.set_xlabel("epoch")
-    right.set_ylabel("top-1 (%)")
-    right.legend(fontsize=8)
-    right.grid(alpha=0.3)
+        middle.plot(epochs, [100 * (r.get("train_top1") or 0) for r in records], marker=".",
+                    linestyle="--", label="train top-1 (its labels)")  # fmt: skip
+    middle.set_ylabel("top-1 (%)")
+    middle.legend(fontsize=8)
+    right.plot(epochs, [r.get("lr") for r in records], marker=".", color="C3")
+    right.set_ylabel("learning rate (last step of the epoch)")
+    for ax in (left, middle, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or path.parent.name, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

@@ -24,6 +24,9 @@ class Task(nn.Module):
     #: optimiser steps per batch: 1, or more for a task that updates its networks in turn
     #: (`substep` gives each step's losses; DML's alternating update)
     substeps: int = 1
+    #: some trainable parameters get no gradient in some steps (DDP must then look for them,
+    #: which costs a pass over the graph every step)
+    unused_parameters: bool = False
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters the optimiser updates (everything outside the frozen modules)."""

@@ -45,6 +45,10 @@ SUMMARY_FILE = "summary.json"
 
 Loader = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
+#: The run this process is training, for the command line's Ctrl-C message: its folder, the
+#: epochs its checkpoint holds, and the run's epochs (``None`` when no run is in progress).
+CURRENT: dict[str, Any] | None = None
+
 
 def autocast_dtype(settings: TrainSettings, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `device` (CUDA only), or ``None``."""
@@ -248,15 +252,18 @@ class Trainer:
         """Set up, resume if asked, train every remaining epoch, write the summary."""
         from compress.distributed import barrier
 
+        global CURRENT
         self._setup()
         self.callbacks.on_fit_start(self)
         if resume:
             self._resume()
         elif self.main and (self.out / METRICS_FILE).exists():
             (self.out / METRICS_FILE).unlink()
+        CURRENT = {"out": str(self.out), "done": self.start_epoch, "epochs": self.settings.epochs}
         for epoch in range(self.start_epoch, self.settings.epochs):
             self._train_epoch(epoch)
             self._end_epoch(epoch)
+        CURRENT = None
         barrier()  # every rank sees rank 0's last files
         summary = self._summary(per_class, summary_extra)
         self.callbacks.on_fit_end(self, summary)
@@ -340,6 +347,7 @@ class Trainer:
             self.best_top1, self.best_epoch = self.last_eval["top1"], epoch + 1
         record = {
             "epoch": epoch + 1,
+            "global_step": self.global_step,
             "lr": self.step_lr,  # the rate the epoch's last step used
             "train_loss": float(sums.get("loss", torch.zeros(()))) / max(1, seen),
             "train_top1": float(correct) / seen if seen else None,
@@ -398,6 +406,8 @@ class Trainer:
         }
         self.callbacks.on_checkpoint(self, state)
         save_state(self.out / STATE_FILE, state)
+        if CURRENT is not None:
+            CURRENT["done"] = epoch + 1
 
     def records(self) -> list[dict[str, Any]]:
         """Every epoch record of ``metrics.jsonl`` so far."""

@@ -237,7 +237,7 @@ def prune(
         if resumable:
             from compress.engine.checkpoint import check_resume
 
-            check_resume(out / PLAN_FILE, digest)
+            check_resume(out / PLAN_FILE, digest, config)
             plan = json.loads((out / PLAN_FILE).read_text())
             model = load_model(out / "last.safetensors", device=device)
             log(f"resuming the fine-tuning in {out}")

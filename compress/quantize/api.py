@@ -73,7 +73,7 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
         if resume:
             from compress.engine.checkpoint import check_resume
 
-            check_resume(out / "state.pt", digest)
+            check_resume(out / "state.pt", digest, config)
         write_config(config, out, digest=digest)
         float_model = load_model(config.model, device=device)
         from compress.data import build_loaders

@@ -48,8 +48,19 @@ def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> 
         ax.scatter(
             [p[0] for p in pts], [p[1] for p in pts], s=40, color=f"C{i}", label=model, zorder=3
         )
-        for x, y, name in pts:
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        for k, (x, y, name) in enumerate(pts):
+            # alternate the label's side and height so neighbours (one model's formats lie
+            # close together) do not print over each other
+            dx, dy = (6, 5 + 9 * (k % 3)) if k % 2 == 0 else (-6, -9 - 9 * (k % 3))
+            ax.annotate(
+                name,
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx, dy),
+                ha="left" if dx > 0 else "right",
+                fontsize=7,
+                arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5},
+            )
     front = pareto_front([(r["p50_ms"], 100 * r["top1"]) for r in ok])
     if len(front) > 1:
         ax.plot(
@@ -61,6 +72,11 @@ def pareto_plot(rows: list[dict[str, Any]], path: str | Path, *, title: str) -> 
             label="Pareto front",
         )
     ax.set_xscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collided with the major ones
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel("top-1 (%)")
     ax.set_title(title, fontsize=10)

@@ -83,6 +83,8 @@ class _Features:
 class FSP(Distiller):
     """CE (+ ``weight``·FSP) after an FSP-only initialisation phase (`FSPInit`)."""
 
+    unused_parameters = True  # the connectors train in the init phase only (weight 0 after)
+
     def __init__(self, student, teacher, s_names, t_names, connectors, settings) -> None:
         super().__init__(student, teacher)
         stem = settings.pairs == "stem"
@@ -111,6 +113,8 @@ class FSP(Distiller):
 
 class FSPInit(Distiller):
     """RepDistiller's initialisation phase: ``init_weight``·FSP alone, the classifier frozen."""
+
+    unused_parameters = True  # the student's classifier gets no gradient here
 
     def __init__(self, main: FSP, classifier: str) -> None:
         super().__init__(main.model, main.teacher)
