@@ -175,7 +175,13 @@ class FolderLoader:
         self.generator = torch.Generator()
         self.normalize = Normalizer(mean, std, self.device)
         self.channels_last = channels_last
-        common = {"num_workers": workers, "pin_memory": self.device.type == "cuda"}
+        # the workers' seeds (their random crops and flips) come from this loader's generator,
+        # not from the process's global one: the same run gives the same batches
+        common = {
+            "num_workers": workers,
+            "pin_memory": self.device.type == "cuda",
+            "generator": self.generator,
+        }
         if shuffle:  # a last batch of one image would break BatchNorm: dropped, as on the device
             sampler = _ShardedBatchSampler(len(dataset), batch_size, world, rank, self.generator)
             self.loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)

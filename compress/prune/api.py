@@ -187,6 +187,9 @@ def prune(
                 "compress.prune(...) or compress.verbs.run('prune', ...), which pass one"
             )
         finetuner.check(config)
+    import torch
+
+    torch.manual_seed(config.seed)  # BatchNorm recalibration's augmented batches: reproducible
     source = load_model(config.model)
     check_prunable(source)
     device = resolve_device(config.device)

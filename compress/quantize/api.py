@@ -52,6 +52,9 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
             f"'{config.model}' is already quantized; quantize the float model it came from "
             f"({parent}) instead"
         )
+    import torch
+
+    torch.manual_seed(config.seed)
     teacher_path = config.teacher or config.model
     teacher_header = read_header(teacher_path)
     settings = method_settings(config.method, config.preset, config.method_args)

@@ -42,7 +42,13 @@ class R2KDSettings:
         centered: Pearson (true) instead of the released code's uncentred correlation.
         rank: ``soft`` (differentiable, so the term trains) or ``hard`` (double argsort, no
             gradient, as released).
-        rank_strength: temperature of the soft rank, in per-row standard deviations.
+        soft_rank: ``permutahedron`` (Blondel et al. 2020: a projection onto the permutahedron
+            by a sort and an isotonic regression, O(C log C)) or ``pairwise`` (a sum of
+            sigmoids over every pair, O(C²), this toolkit's earlier soft rank).
+        rank_strength: ``pairwise``: the sigmoid's temperature, in per-row standard deviations.
+        rank_pool: ``permutahedron``: the regularisation ε in units of the row's mean spacing
+            between consecutive sorted scores (1: scores closer than the average spacing pool
+            into a shared soft rank); C-independent.
         augment: the extra view: ``cutmix``, ``mixup``, ``cutout``, ``autoaugment``,
             ``cutmixpick`` (CutMix, then keep the `pick` mixed images whose clean originals the
             teacher is least sure of, as the released code) or ``none``.
@@ -60,7 +66,9 @@ class R2KDSettings:
     blend: float = 0.7
     centered: bool = False
     rank: Literal["soft", "hard"] = "soft"
+    soft_rank: Literal["permutahedron", "pairwise"] = "permutahedron"
     rank_strength: float = 0.1
+    rank_pool: float = 1.0
     augment: ViewKind = "cutmix"
     pick: int = 64
     cutmix_alpha: float = 1.0
@@ -134,7 +142,13 @@ class R2KD(Distiller):
             logits_s, target, s.temperature, centered=s.centered
         )
         rank = s.beta * spearman_rank_loss(
-            logits_s, target, s.temperature, rank=s.rank, strength=s.rank_strength
+            logits_s,
+            target,
+            s.temperature,
+            rank=s.rank,
+            strength=s.rank_strength,
+            method=s.soft_rank,
+            pool=s.rank_pool,
         )
         return value, rank
 
