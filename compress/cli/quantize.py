@@ -16,6 +16,7 @@ FLAGS = (
     Flag("--preset", "preset", "Named method settings, e.g. faithful (R2KD)."),
     Flag("--epochs", "epochs", "Fine-tuning epochs."),
     Flag("--calib-images", "calib_images", "Training images that set the initial scales."),
+    Flag("--activation-type", "activation_type", "int8 (symmetric: TensorRT) or uint8 (a ReLU's output unsigned: ONNX Runtime on a CPU fuses it)."),
     Flag("--observe", "observe", "Fraction of the epochs in which the observers move the scales."),
     Flag("--lr", "optim.lr", "Fine-tuning learning rate (cosine)."),
     Flag("--batch-size", "data.batch_size", "Batch size."),

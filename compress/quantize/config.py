@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from compress.config import NO_HASH
 from compress.data.base import DataSettings
@@ -27,6 +27,9 @@ class QuantizeConfig(TrainSettings):
         preset: named method settings (e.g. ``faithful`` for R2KD).
         method_args: the method's settings.
         calib_images: training images that set the initial scales (the PTQ calibration).
+        activation_type: ``int8`` (symmetric activations: TensorRT's convention, what
+            ``trt-int8`` needs) or ``uint8`` (a ReLU's output unsigned, so ONNX Runtime on a CPU
+            fuses convolution and quantizer into one INT8 kernel).
         observe: fraction of the epochs during which the activation scales keep moving with
             the training batches (0: fixed at their calibrated values, the default); the
             weight scales always follow the weights.
@@ -46,6 +49,7 @@ class QuantizeConfig(TrainSettings):
     preset: str | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
     calib_images: int = 512
+    activation_type: Literal["int8", "uint8"] = "int8"
     observe: float = 0.0
     data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
     epochs: int = 10

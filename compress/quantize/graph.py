@@ -49,6 +49,22 @@ def activation_quantizer() -> FakeQuantize:
     )
 
 
+def unsigned_quantizer() -> FakeQuantize:
+    """Unsigned per-tensor INT8 (0–255, zero point 0) for a ReLU's output (``activations: uint8``).
+
+    Its range starts at 0, so the quantizer itself clips what the ReLU clips: ONNX Runtime
+    removes the ReLU and fuses the convolution before it with this quantizer into one INT8
+    kernel. TensorRT needs signed, symmetric activations instead (the ``int8`` default).
+    """
+    return FakeQuantize(
+        observer=MovingAverageMinMaxObserver,
+        quant_min=0,
+        quant_max=255,
+        dtype=torch.quint8,
+        qscheme=torch.per_tensor_affine,
+    )
+
+
 def weight_quantizer() -> FakeQuantize:
     """Symmetric per-output-channel INT8 for a convolution's or linear layer's weight.
 
@@ -107,8 +123,21 @@ def fuse(model: nn.Module) -> fx.GraphModule:
     return fx_fuse(model, inplace=False)
 
 
-def insert(model: nn.Module) -> tuple[fx.GraphModule, dict[str, Any]]:
+def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules.get(node.target), (nn.ReLU, nn.ReLU6))
+    if node.op == "call_function":
+        return node.target in (F.relu, torch.relu, F.relu6)
+    return node.op == "call_method" and node.target == "relu"
+
+
+def insert(model: nn.Module, activations: str = "int8") -> tuple[fx.GraphModule, dict[str, Any]]:
     """The fake-quantized graph of `model` (BN folded) and its record.
+
+    Args:
+        model: the float model.
+        activations: ``int8`` (symmetric, TensorRT's convention) or ``uint8`` (a ReLU's
+            output unsigned, for ONNX Runtime on a CPU; other tensors stay symmetric INT8).
 
     Returns:
         ``(graph_module, record)``; the record (JSON) lists the quantized layers and tensors.
@@ -116,18 +145,19 @@ def insert(model: nn.Module) -> tuple[fx.GraphModule, dict[str, Any]]:
     gm = _trace(model)
     modules = dict(gm.named_modules())
     made: dict[str, fx.Node] = {}
-    activations: list[str] = []
+    names: list[str] = []
     layers: list[str] = []
     adds = 0
 
     def quantized(node: fx.Node) -> fx.Node:
         if node.name in made:
             return made[node.name]
-        name = f"act_fake_quant_{len(activations)}"
-        gm.add_submodule(name, activation_quantizer())
+        name = f"act_fake_quant_{len(names)}"
+        unsigned = activations == "uint8" and _is_relu(node, modules)
+        gm.add_submodule(name, unsigned_quantizer() if unsigned else activation_quantizer())
         with gm.graph.inserting_after(node):
             made[node.name] = gm.graph.call_module(name, (node,))
-        activations.append(name)
+        names.append(name)
         return made[node.name]
 
     for node in list(gm.graph.nodes):
@@ -151,10 +181,13 @@ def insert(model: nn.Module) -> tuple[fx.GraphModule, dict[str, Any]]:
         "scheme": SCHEME,
         "bn_folded": True,
         "layers": layers,
-        "activations": len(activations),
+        "activations": len(names),
+        "activation_type": activations,
         "residual_adds": adds,
         "weights": "int8 symmetric, per output channel",
-        "inputs": "int8 symmetric, per tensor",
+        "inputs": "int8 symmetric, per tensor"
+        if activations == "int8"
+        else "uint8 after a ReLU, int8 symmetric elsewhere, per tensor",
     }
     return gm, record
 
@@ -170,7 +203,7 @@ def rebuild(model: nn.Module, record: dict[str, Any]) -> fx.GraphModule:
             f"the model file's quantization scheme {record.get('scheme')!r} is not {SCHEME!r}; it "
             "was written by another compress"
         )
-    gm, again = insert(model)
+    gm, again = insert(model, record.get("activation_type", "int8"))
     if again["layers"] != record.get("layers") or again["activations"] != record.get("activations"):
         raise CompressError(
             "the quantization recorded in the model file does not fit its architecture; the "
