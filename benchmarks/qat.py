@@ -33,7 +33,7 @@ def latency(paths: dict[str, Path], shape: list[int], batch: int, calls: int) ->
     runners = {k: make_runner("onnxruntime", str(p), threads=1) for k, p in paths.items()}
     x = np.random.default_rng(0).standard_normal((batch, *shape), dtype=np.float32)
     times: dict[str, list[float]] = {k: [] for k in runners}
-    for k, r in runners.items():  # warm-up
+    for r in runners.values():  # warm-up
         for _ in range(3):
             r.infer(x)
     for _ in range(calls):
