@@ -128,10 +128,29 @@ class R2KD(Distiller):
     def on_epoch_start(self, epoch: int, epochs: int) -> None:  # noqa: D102
         self.view.set_epoch(epoch)
 
-    @torch.no_grad()
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The blended logits ``w·z_T + (1−w)·z_P``."""
-        return blend_logits(self.teacher(x), self.pruned(x), self.s.blend)
+        with torch.inference_mode():
+            z = blend_logits(self.teacher(x), self.pruned(x), self.s.blend)
+        return z.clone()  # a normal tensor: inference tensors cannot be saved for backward
+
+    def targets(self, x: torch.Tensor, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blended targets of the clean batch and its view, with the frozen networks run once.
+
+        Networks in eval mode compute each image on its own, so the two views go through them as
+        one batch (one call instead of two). A copy with ``bn: batch`` (the released code's)
+        normalises over its batch, so it takes each view on its own, as there.
+        """
+        n = len(x)
+        with torch.inference_mode():
+            z_t = self.teacher(torch.cat([x, xa]))
+            if self.s.prune.bn == "batch":
+                z_p = torch.cat([self.pruned(x), self.pruned(xa)])
+            else:
+                z_p = self.pruned(torch.cat([x, xa]))
+            z = blend_logits(z_t, z_p, self.s.blend)
+        z = z.clone()
+        return z[:n], z[n:]
 
     def distance(
         self, logits_s: torch.Tensor, target: torch.Tensor
@@ -155,10 +174,13 @@ class R2KD(Distiller):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: D102
         logits = self.model(x)
         ce = F.cross_entropy(logits, y)
-        value, rank = self.distance(logits, self.target(x))
-        if self.view.enabled:
+        if not self.view.enabled:
+            value, rank = self.distance(logits, self.target(x))
+        else:
             xa = self.view(x, self.teacher_logits)
-            v2, r2 = self.distance(self.model(xa), self.target(xa))
+            z, za = self.targets(x, xa)
+            value, rank = self.distance(logits, z)
+            v2, r2 = self.distance(self.model(xa), za)
             value, rank = value + v2, rank + r2
         loss = self.s.ce_weight * ce + value + rank
         return {
