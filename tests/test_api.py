@@ -90,7 +90,8 @@ def test_loggers_write_csv_curves_and_tensorboard(tmp_path):
     events.Reload()
     scalars = events.Tags()["scalars"]
     assert "epoch/top1" in scalars and "train_step/loss" in scalars and "train_step/lr" in scalars
-    assert [e.step for e in events.Scalars("epoch/top1")] == [1, 2]
+    # epoch scalars sit on the step axis of train_step/* (45 steps an epoch), at each epoch's end
+    assert [e.step for e in events.Scalars("epoch/top1")] == [45, 90]
     assert len(events.Scalars("train_step/loss")) == (2 * 45) // 10  # every 10 of 45 steps/epoch
 
 

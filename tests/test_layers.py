@@ -1,7 +1,7 @@
 """The package's import graph: downward only, no cycles, the device runtime at the bottom.
 
 Every import counts, module level and function level alike (a lazy import is still a
-dependency). Layers, from the bottom: the device runtime; the small shared pieces; config and
+dependency); only imports under ``if TYPE_CHECKING:`` do not, since they never run. Layers, from the bottom: the device runtime; the small shared pieces; config and
 the model header; models; model files; data; the engine and the pruning core; the verbs'
 libraries; deploy and the verbs that combine them; the pipeline; the CLI.
 """
@@ -38,10 +38,15 @@ LAYERS = {
     "compress.evaluate": 7,
     "compress.exporters": 7,
     "compress.deploy": 8,
+    "compress.quantize": 8,  # the `compress quantize` verb (QAT + distillation)
+    "compress.quantize.graph": 3,  # fake-quant graph rewriting: model files replay it
+    "compress.quantize.callback": 6,
+    "compress.quantize.config": 7,
     "compress.prune.api": 8,  # the `compress prune` verb: pruning + KD fine-tuning
     "compress.prune.config": 8,
     "compress.prune.budget": 8,
     "compress.importer": 8,
+    "compress.verbs": 9,
     "compress.pipeline": 9,
     "compress.study": 9,
     "compress.api": 9,
@@ -78,7 +83,17 @@ def imports() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = collections.defaultdict(set)
     for mod, path in mods.items():
         package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(n)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
+            for stmt in block.body
+            for n in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             found = []
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""

@@ -173,24 +173,6 @@ def _onnx_for(
     return Path(result["formats"][fmt]["path"])
 
 
-def shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
-    """The input shape a model records, or a one-line error for a foreign ONNX file."""
-    if meta is None:
-        raise CompressError(
-            f"'{model}' carries no compress metadata, so its input shape is unknown; export it "
-            "with `compress export` first"
-        )
-    return list(meta.input_shape)
-
-
-def engine_profile(settings: ProfileSettings) -> tuple[int, int, int]:
-    """TensorRT's optimisation profile, widened to cover every batch of the sweep."""
-    from compress.exporters.base import BatchSpec
-
-    spec = BatchSpec.parse(settings.batch_profile)
-    return spec.min, spec.opt, max(spec.max, *settings.batches)
-
-
 def profile_model(
     path: str | Path, settings: ProfileSettings, *, log: Any = print
 ) -> dict[str, Any]:

@@ -1,10 +1,12 @@
-"""Where INT8 hurts most: the SQNR of each quantised activation, and the float units it implies.
+"""Where INT8 hurts most: each quantised activation alone, and the float units it implies.
 
-ONNX Runtime's Q/DQ debugging utilities run the Q/DQ model on calibration images with every
-tensor exposed, before and after its QuantizeLinear/DequantizeLinear pair; the signal-to-
-quantisation-noise ratio between the two (``qdq_err``, in dB) is the damage INT8 does to that
-tensor on its own. (The accumulated error against the float model, ``xmodel_err``, grows with
-depth whatever the cause, so it would rank the last layers first.) A tensor stops being
+For every activation the Q/DQ model quantises, the float model is run with that one tensor
+passed through its QuantizeLinear/DequantizeLinear pair (the scale and zero point the INT8
+export chose) and everything else in float, with ONNX Runtime's graph optimisations off: the
+SQNR of the logits against the float model's (in dB) is the damage that tensor's INT8 does on
+its own. Quantise/dequantise are exact element-wise ops and the rest is float, so the ranking is
+the same on every CPU (the INT8 kernels differ between CPU families — VNNI or not — and a
+ranking taken from them, or from errors accumulated with depth, is not). A tensor stops being
 quantised when the nodes that make and read it are kept in float, so `float_units` turns the
 ranking into groups of nodes; `compress export --auto-precision` keeps the worst groups in
 float until the export passes validation.
@@ -12,7 +14,6 @@ float until the export passes validation.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +21,92 @@ from typing import Any
 SKIP = ("Shape", "Gather", "Unsqueeze", "Concat", "Reshape", "Flatten", "Constant")
 
 
+def _quantised_activations(int8: Any) -> dict[str, tuple[Any, Any]]:
+    """``{tensor: (scale, zero point)}`` of every activation the Q/DQ graph quantises."""
+    from onnx import numpy_helper
+
+    graph = int8.graph
+    inits = {i.name: i for i in graph.initializer}
+    out = {}
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits:
+            continue  # a weight's Q/DQ (its initializer) is not an activation
+        scale = numpy_helper.to_array(inits[node.input[1]]) if node.input[1] in inits else None
+        zero = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 else None
+        if scale is not None and scale.size == 1:
+            out[node.input[0]] = (scale, zero)
+    return out
+
+
+def _with_one_qdq(fp32: Any, tensor: str, scale: Any, zero: Any) -> bytes:
+    """The float model with `tensor` alone through Quantize/DequantizeLinear."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(fp32)
+    graph = model.graph
+    q, dq = f"{tensor}__solo_q", f"{tensor}__solo_dq"
+    graph.initializer.extend(
+        [numpy_helper.from_array(scale, q + "_scale")]
+        + ([numpy_helper.from_array(zero, q + "_zero")] if zero is not None else [])
+    )
+    ins = [tensor, q + "_scale"] + ([q + "_zero"] if zero is not None else [])
+    pair = [
+        helper.make_node("QuantizeLinear", ins, [q], name=q),
+        helper.make_node("DequantizeLinear", [q, *ins[1:]], [dq], name=dq),
+    ]
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == tensor:
+                node.input[i] = dq
+    for out in graph.output:
+        if out.name == tensor:  # a quantised graph output: compare its dequantised value
+            out.name = dq
+    at = next((i + 1 for i, n in enumerate(graph.node) if tensor in n.output), 0)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes[:at] + pair + nodes[at:])
+    return model.SerializeToString()
+
+
+def _logits(model: Any, images: Any) -> Any:
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: images[i : i + 64]})[0]
+                           for i in range(0, len(images), 64)])  # fmt: skip
+
+
 def tensor_sqnr(
     fp32: Path, int8: Path, images: Any, *, limit: int = 128
 ) -> list[tuple[str, float]]:
-    """``[(tensor name, SQNR dB)]`` of every quantised activation, the lowest SQNR first.
+    """``[(tensor name, logit SQNR dB)]`` of every quantised activation alone, the lowest first.
 
     Args:
         fp32: the float ONNX model the INT8 one was quantised from (after pre-processing).
-        int8: the Q/DQ model.
+        int8: the Q/DQ model (where each activation's scale and zero point are read).
         images: float32 calibration images (N, C, H, W), normalised.
         limit: images used (the first `limit`).
     """
-    from onnxruntime.quantization import qdq_loss_debug as dbg
+    import numpy as np
+    import onnx
 
-    from compress.exporters.calibration import Calibration
-
-    data = images[:limit]
-    with tempfile.TemporaryDirectory() as tmp:
-        f_aug, q_aug = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
-        dbg.modify_model_output_intermediate_tensors(str(fp32), str(f_aug))
-        dbg.modify_model_output_intermediate_tensors(str(int8), str(q_aug))
-        f_act = dbg.collect_activations(str(f_aug), Calibration(data, "input"))
-        q_act = dbg.collect_activations(str(q_aug), Calibration(data, "input"))
-    errors = dbg.compute_activation_error(dbg.create_activation_matching(q_act, f_act))
-    ranked = [(t, float(e["qdq_err"])) for t, e in errors.items() if "qdq_err" in e]
+    data = np.ascontiguousarray(images[:limit], dtype=np.float32)
+    base_model = onnx.load(str(fp32))
+    base = _logits(base_model.SerializeToString(), data).astype(np.float64)
+    signal = float((base**2).sum())
+    ranked = []
+    for tensor, (scale, zero) in _quantised_activations(onnx.load(str(int8))).items():
+        got = _logits(_with_one_qdq(base_model, tensor, scale, zero), data)
+        noise = float(((got - base) ** 2).sum())
+        db = 10.0 * float(np.log10(signal / noise)) if noise > 0 else float("inf")
+        ranked.append((tensor, db))
     return sorted(ranked, key=lambda item: item[1])
 
 

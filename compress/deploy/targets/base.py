@@ -14,11 +14,14 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from compress.config import NO_HASH
 from compress.errors import CompressError
 from compress.registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from compress.header import ModelHeader
 
 #: scheme (``local``, ``ssh``, ...) → Target subclass
 TARGETS: Registry = Registry("target")
@@ -144,8 +147,6 @@ class AgentTarget(Target):
         if job.meta is not None:
             args += ["--input-shape", ",".join(map(str, job.meta.input_shape))]
         if job.runtime == "tensorrt":
-            from compress.deploy.profiler import engine_profile
-
             profile = ":".join(map(str, engine_profile(s)))
             args += ["--build", precision, "--batch-profile", profile]
         if s.threads:
@@ -175,3 +176,21 @@ def parse_agent_output(proc: subprocess.CompletedProcess, where: str) -> dict[st
             )
         raise CompressError(f"on {where}: the agent failed (exit {proc.returncode}): {err}")
     return data
+
+
+def shape_of(meta: ModelHeader | None, model: Path) -> list[int]:
+    """The input shape a model records, or a one-line error for a foreign ONNX file."""
+    if meta is None:
+        raise CompressError(
+            f"'{model}' carries no compress metadata, so its input shape is unknown; export it "
+            "with `compress export` first"
+        )
+    return list(meta.input_shape)
+
+
+def engine_profile(settings: Any) -> tuple[int, int, int]:
+    """TensorRT's optimisation profile, widened to cover every batch of the sweep."""
+    from compress.exporters.base import BatchSpec
+
+    spec = BatchSpec.parse(settings.batch_profile)
+    return spec.min, spec.opt, max(spec.max, *settings.batches)

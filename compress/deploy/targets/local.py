@@ -65,7 +65,7 @@ class LocalTarget(Target):
                 )
             if model.suffix in (".plan", ".engine"):
                 return make_runner("tensorrt", str(model))
-            from compress.deploy.profiler import engine_profile, shape_of
+            from compress.deploy.targets.base import engine_profile, shape_of
             from compress.exporters.tensorrt import require_tensorrt
 
             require_tensorrt()
