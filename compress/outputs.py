@@ -109,6 +109,10 @@ def make_owned_dir(path: str | Path, *, kind: str) -> Path:
     return out
 
 
+class LockBusyError(CompressError):
+    """Another process holds the lock (a condition of the moment, not of the input)."""
+
+
 class DirectoryLock:
     """An exclusive, non-blocking ``flock`` on ``DIR/.compress.lock`` (released on close or exit).
 
@@ -117,8 +121,13 @@ class DirectoryLock:
     once it has the lock, that the path still names the file it locked, and otherwise tries again.
     """
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LOCK
+    def __init__(self, directory: Path, name: str = LOCK, *, what: str | None = None) -> None:
+        """Lock `directory` through the file `name` in it.
+
+        `what` is how a refusal names the locked thing (default: the directory).
+        """
+        self.path = directory / name
+        self.what = what or f"'{directory}'"
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -135,8 +144,8 @@ class DirectoryLock:
             except OSError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 os.close(fd)
-                raise CompressError(
-                    f"'{self.path.parent}' is in use by another compress process (pid {holder}); "
+                raise LockBusyError(
+                    f"{self.what} is in use by another compress process (pid {holder}); "
                     "wait for it to finish or choose another --output"
                 ) from None
             try:

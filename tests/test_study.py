@@ -118,3 +118,34 @@ def test_the_same_study_twice_gives_the_same_table_to_the_last_digit(tmp_path):
         )  # fmt: skip
         assert cell["top1_last"] == summary["top1_last"]
         assert cell["train_top1_last"] == summary["train_top1_last"]
+
+
+def test_a_cell_failing_on_its_input_is_reported_and_the_rest_of_the_grid_runs(tmp_path):
+    """A user error in one cell (here an unknown FitNet setting) is that cell's one-line error in
+    the table and study.json; the other cells finish, and the exit status says it failed."""
+    bad = {**STUDY, "values": [0.0], "methods": ["none", "fitnet"], "seeds": [0],
+           "method_args": {"fitnet": {"no_such_setting": 1}}}  # fmt: skip
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = CliRunner().invoke(cli, ["study", str(path), "-o", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "1 cell(s) failed" in result.output, result.output
+    assert "Traceback" not in result.output and "no_such_setting" in result.output
+    table = (tmp_path / "s" / "study.md").read_text()
+    assert "| fitnet | failed |" in table and "| none | **" in table
+    cells = json.loads((tmp_path / "s" / "study.json").read_text())["cells"]
+    assert [c["status"] for c in cells] == ["ok", "failed"]
+
+
+def test_executor_errors_are_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "values": [0.0], "methods": ["none"], "seeds": [0]}))
+    out = ["-o", str(tmp_path / "s")]
+    typo = CliRunner().invoke(cli, ["study", str(path), *out, "--executor", "slurmm"])
+    assert typo.exit_code == 2 and "executor must be local, ray or ray:ADDRESS" in typo.output
+    dry = CliRunner().invoke(cli, ["study", str(path), *out, "--dry-run"])
+    assert "executor local: each cell runs here (" in dry.output, dry.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    missing = CliRunner().invoke(cli, ["study", str(path), *out, "--executor", "ray"])
+    assert missing.exit_code == 2, missing.output
+    assert "needs Ray: pip install 'compress-toolkit[ray]'" in missing.output
+    assert "Traceback" not in missing.output
