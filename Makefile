@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format clean gpu-check
+.PHONY: demo test lint format clean gpu-check gpu-carry
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,18 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Everything a lent GPU machine should run, in one command (docs/status.md, issue 15):
-# the gpu-marked tests, the whole suite on the GPU, and the GPU speed benchmark.
-gpu-check: $(VENV)/.installed
-	$(BIN)/python -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU visible'; print(torch.cuda.get_device_name(0), torch.__version__)"
-	$(BIN)/python -m pytest -m gpu -rs tests/gpu
-	$(BIN)/python -m pytest -x -q
-	$(BIN)/python benchmarks/gpu_distill.py --out runs/bench/gpu-distill
+# Everything a lent GPU machine should run, in one command (scripts/gpu-check.sh; docs/status.md):
+# the gpu tests, the speed benchmark, the full-data accuracy table, on the machine's own python3.
+# `make gpu-carry` first, here: the wheels and data that machine lacks, in ignored folders that
+# the device call carries (.whl, data).
+gpu-check:
+	bash scripts/gpu-check.sh
+
+gpu-carry: $(VENV)/.installed
+	mkdir -p .whl data/fashion-mnist
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux2014_x86_64 --platform any -d .whl torch-pruning==1.6.1
+	cp -n /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

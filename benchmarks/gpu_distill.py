@@ -13,7 +13,11 @@ device:
   at a larger batch; ``kd`` and ``dist`` for reference.
 
 It prints images/s, peak GPU memory, seconds per epoch and the projected wall time of the
-paper's 240-epoch CIFAR-100 run, and writes them as JSON. ``--smoke`` runs a tiny version on
+paper's 240-epoch CIFAR-100 run, one row as soon as it is measured (``OUT/gpu_distill.md`` and
+``.json`` rewritten after each, so a kill keeps the rows done). The baseline is timed over
+``--steps`` steps after 2 warm-up steps; each compress run over one epoch of
+``--train-subset`` images, its start-up (and any compilation) included — a handicap for
+compress, stated. ``--smoke`` runs a tiny version on
 any device (CI runs it on the CPU so the script cannot rot).
 
     python benchmarks/gpu_distill.py --out runs/bench/gpu-distill            # on a GPU
@@ -178,12 +182,27 @@ def compress_run(
     return {"images_per_s": summary["images_per_s"]}
 
 
+def _row(name: str, r: dict, base: float | None, n_epoch: int) -> str:
+    ips = r["images_per_s"]
+    r["epoch_s"] = n_epoch / ips
+    r["projected_240_epochs_min"] = 240 * r["epoch_s"] / 60
+    mem = f"{r['gpu_mem_gb']:.1f} GB" if r.get("gpu_mem_gb") is not None else "–"
+    times = f"{ips / base:.2f}" if base else "1.00"
+    return (f"| {name} | {ips:,.0f} | {times} | {r['epoch_s']:.1f} | "
+            f"{r['projected_240_epochs_min']:.1f} min | {mem} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/bench/gpu-distill")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--smoke", action="store_true", help="a tiny run for CI (any device)")
     ap.add_argument("--large-batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=200, help="timed baseline steps (after 2 warm-up)")
+    ap.add_argument(
+        "--train-subset", type=int, default=20_000,
+        help="images of each compress run's one timed epoch (of the 50,000 written)",
+    )  # fmt: skip
     ap.add_argument(
         "--workers", type=int, default=8, help="baseline DataLoader workers (mdistiller: 8)"
     )
@@ -191,7 +210,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     global TEACHER, STUDENT
-    n_train, steps, epochs = (128, 2, 1) if args.smoke else (50_000, 200, 1)
+    n_train, steps, subset = (
+        (128, 2, None) if args.smoke else (50_000, args.steps, args.train_subset)
+    )
     if args.smoke:
         TEACHER, STUDENT = "resnet8", "resnet8"
     device = torch.device(args.device)
@@ -201,12 +222,33 @@ def main() -> None:
         t = create_model(TEACHER, num_classes=100)
         compress.save_model(t, teacher_path, dataset="cifar100", input_size=[32, 32],
                             mean=list(MEAN), std=list(STD))  # fmt: skip
-    rows = {}
+    rows: dict[str, dict] = {}
+    table = out / "gpu_distill.md"
+    lines = [
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+        f"torch {torch.__version__}; random uint8 CIFAR-shaped images (speed only)",
+        "",
+        "| run | images/s | × baseline | s / epoch (50k) | 240 epochs | peak GPU memory |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def emit(name: str, r: dict, base: float | None) -> None:  # each row as soon as measured
+        rows[name] = r
+        lines.append(_row(name, r, base, 50_000))
+        print(lines[-1], flush=True)
+        table.write_text("\n".join(lines) + "\n")
+        (out / "gpu_distill.json").write_text(
+            json.dumps({"device": str(device), "smoke": args.smoke, "rows": rows}, indent=2)
+        )
+
+    print("\n".join(lines), flush=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    rows["baseline (mdistiller loop, batch 64)"] = baseline(
-        data_root, 64, steps, device, 0 if args.smoke else args.workers
-    )
+    first = baseline(data_root, 64, steps, device, 0 if args.smoke else args.workers)
+    if device.type == "cuda":
+        first["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    emit("baseline (mdistiller loop, batch 64)", first, None)
+    base = first["images_per_s"]
     runs = [
         ("r2kd faithful, batch 64", "r2kd", "faithful", 64),
         ("r2kd default, batch 64", "r2kd", None, 64),
@@ -218,32 +260,11 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         size = batch if not args.smoke else 32
-        rows[name] = compress_run(
-            data_root,
-            teacher_path,
-            out / f"run{i}",
-            method,
-            preset,
-            size,
-            epochs,
-            None,
-            str(device),
-        )
+        r = compress_run(data_root, teacher_path, out / f"run{i}", method, preset, size, 1,
+                         subset, str(device))  # fmt: skip
         if device.type == "cuda":
-            rows[name]["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-    base = rows["baseline (mdistiller loop, batch 64)"]["images_per_s"]
-    print("| run | images/s | × baseline | s / epoch (50k) | 240 epochs | peak GPU memory |")
-    print("|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        ips = r["images_per_s"]
-        r["epoch_s"] = 50_000 / ips
-        r["projected_240_epochs_min"] = 240 * r["epoch_s"] / 60
-        mem = f"{r['gpu_mem_gb']:.1f} GB" if "gpu_mem_gb" in r else "–"
-        print(f"| {name} | {ips:,.0f} | {ips / base:.2f} | {r['epoch_s']:.1f} | "
-              f"{r['projected_240_epochs_min']:.0f} min | {mem} |")  # fmt: skip
-    (out / "gpu_distill.json").write_text(
-        json.dumps({"device": str(device), "smoke": args.smoke, "rows": rows}, indent=2)
-    )
+            r["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        emit(name, r, base)
 
 
 if __name__ == "__main__":

@@ -40,22 +40,50 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 # images come from a random permutation of the batch). They work on normalised float batches.
 
 
-def _beta(alpha: float, generator: torch.Generator | None, device: torch.device) -> float:
-    # Beta(a, a) from two Gamma draws, using torch's generator so runs are reproducible
-    g = torch._standard_gamma(torch.full((2,), float(alpha), device=device), generator=generator)
+def _host(
+    generator: torch.Generator | None, host: torch.Generator | None
+) -> torch.Generator | None:
+    """The generator for scalar draws: `host` if given, else `generator` when it is a CPU one."""
+    if host is not None:
+        return host
+    return generator if generator is None or generator.device.type == "cpu" else None
+
+
+def _beta(alpha: float, generator: torch.Generator | None, device: torch.device,
+          host: torch.Generator | None = None) -> float:  # fmt: skip
+    # Beta(a, a) from two Gamma draws, using torch's generator so runs are reproducible; drawn on
+    # the host when a host generator is at hand (no device→host copy in the step)
+    cpu = _host(generator, host)
+    where = torch.device("cpu") if cpu is not None else device
+    g = torch._standard_gamma(
+        torch.full((2,), float(alpha), device=where), generator=cpu or generator
+    )
     return float(g[0] / g.sum())
 
 
+def _centre(h: int, w: int, generator: torch.Generator | None, device: torch.device,
+            host: torch.Generator | None) -> tuple[int, int]:  # fmt: skip
+    cpu = _host(generator, host)
+    where, gen = (torch.device("cpu"), cpu) if cpu is not None else (device, generator)
+    cy = int(torch.randint(0, h, (1,), generator=gen, device=where))
+    cx = int(torch.randint(0, w, (1,), generator=gen, device=where))
+    return cy, cx
+
+
 def cutmix(
-    x: torch.Tensor, alpha: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Paste one random box (area ≈ 1−λ, λ ~ Beta(α, α)) from a shuffled partner into each image."""
+    x: torch.Tensor, alpha: float = 1.0, generator: torch.Generator | None = None,
+    host: torch.Generator | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Paste one random box (area ≈ 1−λ, λ ~ Beta(α, α)) from a shuffled partner into each image.
+
+    λ and the box are drawn from `host` (a CPU generator; by default `generator` when it is a
+    CPU one), so a CUDA batch needs no device→host copy; the partners from `generator`.
+    """
     n, _, h, w = x.shape
-    lam = _beta(alpha, generator, x.device)
+    lam = _beta(alpha, generator, x.device, host)
     ratio = (1.0 - lam) ** 0.5
     cut_h, cut_w = int(h * ratio), int(w * ratio)
-    cy = int(torch.randint(0, h, (1,), generator=generator, device=x.device))
-    cx = int(torch.randint(0, w, (1,), generator=generator, device=x.device))
+    cy, cx = _centre(h, w, generator, x.device, host)
     y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
     x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
     perm = torch.randperm(n, generator=generator, device=x.device)
@@ -77,19 +105,22 @@ def entropy_pick(x_mixed: torch.Tensor, logits: torch.Tensor, count: int) -> tor
 
 
 def mixup(
-    x: torch.Tensor, alpha: float = 0.2, generator: torch.Generator | None = None
-) -> torch.Tensor:
+    x: torch.Tensor, alpha: float = 0.2, generator: torch.Generator | None = None,
+    host: torch.Generator | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Blend each image with a shuffled partner: ``λ·x + (1−λ)·x[perm]``, λ ~ Beta(α, α)."""
-    lam = _beta(alpha, generator, x.device)
+    lam = _beta(alpha, generator, x.device, host)
     perm = torch.randperm(x.shape[0], generator=generator, device=x.device)
     return lam * x + (1.0 - lam) * x[perm]
 
 
-def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def cutout(
+    x: torch.Tensor, size: int, generator: torch.Generator | None = None,
+    host: torch.Generator | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Zero one square hole of side `size` (clipped at the border) at a random centre."""
     _, _, h, w = x.shape
-    cy = int(torch.randint(0, h, (1,), generator=generator, device=x.device))
-    cx = int(torch.randint(0, w, (1,), generator=generator, device=x.device))
+    cy, cx = _centre(h, w, generator, x.device, host)
     out = x.clone()
     out[
         :,

@@ -51,6 +51,7 @@ class ExtraView:
         self.cutout_size, self.pick = cutout_size, pick
         self._epoch = 0
         self._gen: torch.Generator | None = None
+        self._host: torch.Generator | None = None
 
     @property
     def enabled(self) -> bool:
@@ -64,9 +65,11 @@ class ExtraView:
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if self._gen is None or self._gen.device != device:
-            self._gen = torch.Generator(device=device).manual_seed(
-                self.seed * 7_919 + self._epoch + 1
-            )
+            seed = self.seed * 7_919 + self._epoch + 1
+            self._gen = torch.Generator(device=device).manual_seed(seed)
+            # the scalar draws (λ, a box's centre) on the host: no device→host copy a step
+            # (on the CPU the same generator, so CPU runs draw exactly what they drew before)
+            self._host = self._gen if device.type == "cpu" else torch.Generator().manual_seed(seed)
         return self._gen
 
     def __call__(
@@ -75,16 +78,16 @@ class ExtraView:
         """The augmented copy of `x` (``cutmixpick`` asks `teacher_logits` on the clean batch)."""
         g = self._generator(x.device)
         if self.kind == "cutmix":
-            return aug.cutmix(x, self.cutmix_alpha, g)
+            return aug.cutmix(x, self.cutmix_alpha, g, self._host)
         if self.kind == "cutmixpick":
             return aug.entropy_pick(
-                aug.cutmix(x, self.cutmix_alpha, g), teacher_logits(x), self.pick
+                aug.cutmix(x, self.cutmix_alpha, g, self._host), teacher_logits(x), self.pick
             )
         if self.kind == "mixup":
-            return aug.mixup(x, self.mixup_alpha, g)
+            return aug.mixup(x, self.mixup_alpha, g, self._host)
         if self.kind == "cutout":
             size = self.cutout_size or (16 if min(x.shape[-2:]) >= 64 else 8)
-            return aug.cutout(x, size, g)
+            return aug.cutout(x, size, g, self._host)
         if self.kind == "autoaugment":
             return aug.autoaugment(x, self.mean, self.std)
         raise ValueError(f"no extra view of kind {self.kind!r}")

@@ -167,6 +167,9 @@ class Trainer:
         if s.threads:
             torch.set_num_threads(s.threads)
         task.to(device)
+        if device.type == "cuda":
+            # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
+            torch.backends.cudnn.benchmark = True
         if device.type == "cuda" and s.channels_last:
             task.to(memory_format=torch.channels_last)
         self.steps_per_epoch = len(self.train_loader)

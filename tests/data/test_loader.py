@@ -96,3 +96,23 @@ def test_the_loaders_normalisation_is_the_one_of_the_runtime():
     mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
     ours = Normalizer(mean, std)(torch.from_numpy(images)).numpy()
     assert np.allclose(ours, normalise(images, mean, std), atol=1e-5)
+
+
+def test_extra_views_draw_their_scalars_from_the_host_generator():
+    """λ and the box come from the host generator (no device→host copy on a GPU), the partners
+    from the device one; with one CPU generator for both, the stream is the one it always was."""
+    import torch
+
+    from compress.data import augment
+
+    x = torch.randn(8, 3, 16, 16)
+    same = augment.cutmix(x, 1.0, torch.Generator().manual_seed(1))
+    also = augment.cutmix(x, 1.0, torch.Generator().manual_seed(1), None)
+    assert torch.equal(same, also)
+    boxes = set()
+    for seed in range(4):  # the host seed moves the box; the device seed stays fixed
+        out = augment.cutout(
+            x, 6, torch.Generator().manual_seed(0), torch.Generator().manual_seed(seed)
+        )
+        boxes.add(tuple((out == 0).all(dim=(0, 1)).nonzero()[0].tolist()))
+    assert len(boxes) > 1

@@ -66,7 +66,14 @@ def test_device_loader_augments_on_the_gpu():
     batches = list(loader)
     assert all(b[0].is_cuda and b[0].dtype == torch.float32 for b in batches)
     g = torch.Generator(device="cuda").manual_seed(0)
-    mixed = augment.cutmix(batches[0][0], 1.0, g)
+    host = torch.Generator().manual_seed(0)
+    torch.cuda.set_sync_debug_mode("error")  # λ, the box and the hole: no device→host copy
+    try:
+        mixed = augment.cutmix(batches[0][0], 1.0, g, host)
+        augment.mixup(batches[0][0], 0.2, g, host)
+        augment.cutout(batches[0][0], 8, g, host)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
     assert mixed.is_cuda and mixed.shape == batches[0][0].shape
 
 
