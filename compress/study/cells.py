@@ -54,7 +54,7 @@ def teacher_spec(config: Any, root: Path, value: float) -> dict[str, Any]:
         "root": str(root),
         "directory": str(directory),
         "name": "teachers__" + slug(config.axis, value),
-        "label": f"teacher {config.symbol()}={value:g}",
+        "label": f"teacher for {config.symbol()}={value:g}",
         "cfg": cfg,
         "digest": config_hash({k: v for k, v in cfg.items() if k != "threads"}),
     }

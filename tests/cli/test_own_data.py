@@ -28,7 +28,11 @@ def invoke(*args):
 # path's calibration and validation code.
 @pytest.mark.parametrize(
     ("size", "per_class", "formats", "learned"),
-    [(32, 40, "onnx,onnx-int8", 0.5), (64, 20, "onnx", None)],
+    [
+        (32, 40, "onnx,onnx-int8", 0.5),
+        # 95 s on 2 cores; the same path as 32 px at another size
+        pytest.param(64, 20, "onnx", None, marks=pytest.mark.slow),
+    ],
 )
 def test_imagefolder_model_path_from_the_cli(tmp_path, size, per_class, formats, learned):
     data = write_digits_folder(

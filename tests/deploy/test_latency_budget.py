@@ -73,6 +73,7 @@ def test_prune_to_a_latency_budget_on_this_cpu(tmp_path, wide_digits):
     assert min(p["ratio"] for p in confirmed) == summary["ratio"]
 
 
+@pytest.mark.slow  # 40 s; the local budget test and the SSH profile test cover its parts
 def test_prune_to_a_share_of_the_latency_over_ssh(tmp_path, wide_digits, sshd):
     """``--target-latency 60%`` on the test sshd: the budget is 60 % of the unpruned model's p50
     measured there, first, in the same run."""

@@ -90,7 +90,17 @@ def _digits_run(tmp_path, method, epochs=2, **extra):
     }
 
 
-@pytest.mark.parametrize("method", ["fitnet", "fsp", "at", "sp", "rkd-da", "bss", "one"])
+# each method's one-epoch training is in tests/distill/test_methods.py; the file round trip of a
+# feature method is the same code for all, so four of them are the slow set
+@pytest.mark.parametrize(
+    "method",
+    [
+        "fitnet",
+        "bss",
+        "one",
+        *(pytest.param(m, marks=pytest.mark.slow) for m in ("fsp", "at", "sp", "rkd-da")),
+    ],
+)
 def test_saved_student_is_a_plain_zoo_model(method, digits_model, tmp_path):
     teacher = None if METHODS.get(method).online else str(digits_model)
     cfg = _digits_run(tmp_path, method, epochs=1, teacher=teacher, output=str(tmp_path / "r"))
@@ -160,7 +170,7 @@ def _metrics(path):
     return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["fitnet", "one"])
+@pytest.mark.parametrize("method", ["fitnet", pytest.param("one", marks=pytest.mark.slow)])
 def test_sigkill_then_resume_matches_an_uninterrupted_run(method, digits_model, tmp_path):
     """Connectors and ONE's branches live in the checkpoint: a resume continues them exactly."""
     teacher = None if METHODS.get(method).online else str(digits_model)

@@ -113,7 +113,14 @@ def test_target_drop_lands_near_its_target_on_held_out_training_images(digits_mo
         search = facts["search"]
         held = holdout(500)
         drop = search["teacher_top1_holdout"] - top1_in_mode(pruned, held, "eval")
-        assert abs(drop - target) <= 0.015, (target, drop, search["trials"])
+        trials = search["trials"]
+        if abs(drop - target) > 0.015:
+            # the drop is a step function of the ratio (whole channels go), and its steps sit
+            # elsewhere on another CPU's numerics: then the bisection must have closed in on a
+            # jump over the target, between two ratios less than 1 % apart
+            below = [t["ratio"] for t in trials if t["drop"] <= target]
+            above = [t["ratio"] for t in trials if t["drop"] > target]
+            assert below and above and min(above) - max(below) < 0.01, (target, drop, trials)
         closest = min(abs(t["drop"] - target) for t in search["trials"])
         assert any(
             t["ratio"] == facts["ratio"] and abs(t["drop"] - target) == closest

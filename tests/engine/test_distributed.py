@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -102,6 +103,7 @@ def _metrics(out: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow  # 35-60 s; the two-process equality and sharded-eval tests stay in the suite
 def test_r2kd_under_two_processes_then_resume_after_sigkill(tmp_path, digits_model):
     out = tmp_path / "r2kd"
     args = [

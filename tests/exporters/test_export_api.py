@@ -60,6 +60,7 @@ def test_all_onnx_formats_validate_and_record_provenance(digits_model, tmp_path)
         assert meta["toolkit_version"]
 
 
+@pytest.mark.slow  # 70 s: trains on Fashion-MNIST; the digits INT8 tests cover the path
 def test_int8_keeps_fashion_mnist_accuracy(tmp_path):
     pytest.importorskip("onnxruntime")
     from compress.data.fashion_mnist import SYSTEM_DIR

@@ -31,7 +31,13 @@ def realistic(model: torch.nn.Module, channels: int = 3, size: int = 32) -> torc
     return model.eval()
 
 
-@pytest.mark.parametrize("name", list_models())
+#: the four largest zoo models take 7-10 s each to export on 2 cores: the slow set
+BIG = ("resnet152", "wrn_28_10", "wide_resnet50_2", "resnet101")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in list_models()]
+)
 def test_every_zoo_model_exports_and_matches_pytorch(name, tmp_path):
     """CIFAR zoo: max |Δ| ≤ 1e-4. torchvision's 50–150-layer ImageNet models: within the fp32
     validation bound (1e-4 + 2e-3·max|logit|) with identical top-1."""
