@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torch.nn.utils.prune  # noqa: F401  (the authors' L1 mask of the copy)
+import torch.nn.utils.prune  # the authors' L1 mask of the copy
 
 import compress
 from compress.distill.losses import correlation_value_loss, spearman_rank_loss
@@ -152,7 +152,9 @@ def loss_share(classes: int, steps: int) -> None:
     teacher = compress.create_model("resnet32x4", num_classes=classes).eval()
     images = Pixels(64 * (steps + 2), classes)
     for soft in ("permutahedron", "pairwise", "hard"):
-        task, loader = build_compress(copy.deepcopy(student), copy.deepcopy(teacher), None, classes, images)
+        task, loader = build_compress(
+            copy.deepcopy(student), copy.deepcopy(teacher), None, classes, images
+        )
         if soft == "hard":
             task.s.rank = "hard"
         else:
@@ -200,7 +202,9 @@ def main() -> None:
     opt_a = torch.optim.SGD(s_authors.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     runs = {}
     for preset in ("faithful", None):
-        task, dl = build_compress(copy.deepcopy(student), copy.deepcopy(teacher), preset, args.classes, images)
+        task, dl = build_compress(
+            copy.deepcopy(student), copy.deepcopy(teacher), preset, args.classes, images
+        )
         opt = torch.optim.SGD(task.trainable_parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
         runs[preset or "default"] = (task, dl, opt)
     rates: dict[str, list[float]] = {"authors": [], "faithful": [], "default": []}
