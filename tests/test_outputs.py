@@ -76,9 +76,10 @@ def test_a_second_process_cannot_use_a_locked_run_directory(tmp_path):
             "-c",
             "import sys, time; from compress.outputs import DirectoryLock; from pathlib import Path;"
             "lock = DirectoryLock(Path(sys.argv[1])); lock.acquire(); print('locked', flush=True);"
-            "time.sleep(60)",
+            "sys.stdin.read()",  # holds the lock until killed (or its stdin closes)
             str(out),
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -41,8 +41,9 @@ def setup(method, args=None, student="resnet8", teacher="resnet14"):
     return task, s, t, x, y
 
 
-def compare(task, student, reference, x, y, rel=1e-10):
-    """Our loss and gradient (all trainable parameters) against `reference()`."""
+def compare(task, student, reference, x, y):
+    """The largest difference of our loss and gradient (all trainable parameters) from
+    `reference()`'s, each relative to the reference's size (0 where they are equal)."""
     params = list(task.trainable_parameters())
     state = {k: v.clone() for k, v in task.state_dict().items()}
     ours = task(x, y)["loss"]
@@ -50,13 +51,20 @@ def compare(task, student, reference, x, y, rel=1e-10):
     task.load_state_dict(state)  # the reference starts from the same BatchNorm statistics
     theirs = reference()
     g_theirs = torch.autograd.grad(theirs, params, allow_unused=True)
-    assert float(ours) == pytest.approx(float(theirs), rel=rel, abs=1e-12)
+    worst = abs(float(ours) - float(theirs)) / max(abs(float(theirs)), 1e-12)
     for a, b in zip(g_ours, g_theirs):
-        if a is None or b is None:
-            assert (a is None and b is None) or float((a if b is None else b).abs().max()) == 0
+        if a is None and b is None:
+            continue
+        if a is None or b is None:  # unused on one side: the other's gradient must be zero
+            worst = max(worst, float((a if b is None else b).abs().max()))
             continue
         scale = float(b.abs().max()) or 1.0
-        assert torch.allclose(a, b, rtol=1e-8, atol=1e-9 * scale)
+        worst = max(worst, float((a - b).abs().max()) / scale)
+    return worst
+
+
+#: float64 on identical inputs: equal up to rounding
+EQUAL = 1e-8
 
 
 def features(net, names, x, inputs=False):
@@ -80,7 +88,7 @@ def test_kd():
             z_t = t(x)
         return 0.1 * F.cross_entropy(z_s, y) + 0.9 * ref_kd(z_s, z_t, 4.0)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 def test_dist():
@@ -99,7 +107,7 @@ def test_dist():
         intra = 16 * (1 - pearson(y_s.t(), y_t.t()).mean())
         return F.cross_entropy(z_s, y) + 2.0 * (inter + intra)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 @pytest.mark.parametrize("epoch", [0, 25])
@@ -130,7 +138,7 @@ def test_dkd(epoch):
         )
         return F.cross_entropy(z_s, y) + min((epoch + 1) / 20, 1.0) * (1.0 * tckd + 8.0 * nckd)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 def test_at():
@@ -147,7 +155,7 @@ def test_at():
         loss = sum((at(a) - at(b)).pow(2).mean() for a, b in zip(f_s, f_t))
         return F.cross_entropy(z_s, y) + 1000.0 * loss
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 def test_sp():
@@ -163,7 +171,7 @@ def test_sp():
         g_t = F.normalize(f_t.view(b, -1) @ f_t.view(b, -1).t())
         return F.cross_entropy(z_s, y) + 3000.0 * ((g_t - g_s) ** 2).sum() / (b * b)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 def _pdist(e, eps=1e-12):
@@ -199,7 +207,7 @@ def test_rkd(method, wd, wa):
             _, (f_t,) = features(t, (e_t,), x, inputs=True)
         return F.cross_entropy(z_s, y) + ref_rkd(f_s.flatten(1), f_t.flatten(1), wd, wa)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 @pytest.mark.parametrize("student,teacher", [("resnet8", "resnet14"), ("resnet8", "resnet8x4")])
@@ -214,7 +222,7 @@ def test_fitnet(student, teacher):
             _, (f_t,) = features(t, (mid_t,), x)
         return F.cross_entropy(z_s, y) + 100.0 * F.mse_loss(reg(f_s), f_t)
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
     assert isinstance(reg[0], torch.nn.Conv2d) and reg[0].bias is not None
 
 
@@ -232,7 +240,7 @@ def test_dml_with_two_students():
         )
         return l1 + l2
 
-    compare(task, s, ref, x, y)
+    assert compare(task, s, ref, x, y) <= EQUAL
 
 
 def test_r2kd_faithful_distance_equals_the_authors_loss():
