@@ -17,9 +17,9 @@ from compress.cli.common import echo, resolve_config
 @click.option(
     "--executor",
     metavar="local|ray[:ADDRESS]",
-    help="Where the cells run: local (here, one after another; the default), ray (RAY_ADDRESS or "
-    "a new local Ray instance) or ray:ADDRESS (ray:auto, ray:HOST:PORT). Each cell asks for "
-    "the recipe's resources: {cpus, gpus}.",
+    help="Where the cells run: local (here, one after another; the default), ray (RAY_ADDRESS, "
+    "a cluster started on this machine, or a new local Ray instance) or ray:ADDRESS "
+    "(ray:auto, ray:HOST:PORT). Each cell asks for the recipe's resources: {cpus, gpus}.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="List the cells, which are done and where each would run."

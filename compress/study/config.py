@@ -51,8 +51,8 @@ class StudyConfig:
         device: for every run.
         output: the study directory (on a cluster: a filesystem every worker sees).
         executor: where cells run: ``local`` (one after another, here), ``ray`` (a Ray
-            cluster: ``RAY_ADDRESS`` or a new local one) or ``ray:ADDRESS`` (``ray:auto``,
-            ``ray:HOST:PORT``).
+            cluster: ``RAY_ADDRESS``, one started on this machine, or a new local one) or
+            ``ray:ADDRESS`` (``ray:auto``, ``ray:HOST:PORT``).
         resources: what each cell asks for (`Resources`).
         retries: how often a cell whose worker died (or whose claim was busy) is tried again.
     """

@@ -124,8 +124,8 @@ def _with_retries(call: Callable[[], dict[str, Any]], retries: int) -> dict[str,
 class RayExecutor:
     """Every run a Ray task with the study's resources; a cell depends on its teacher's task.
 
-    ``address``: ``None`` (``RAY_ADDRESS``, or else a new Ray instance on this machine),
-    ``auto`` (a cluster already started here) or ``HOST:PORT``.
+    ``address``: ``None`` (``RAY_ADDRESS``, else a cluster already started on this machine,
+    else a new local instance), ``auto`` (a cluster already started here) or ``HOST:PORT``.
     """
 
     name = "ray"
@@ -135,7 +135,7 @@ class RayExecutor:
 
     def where(self, resources: Any) -> str:
         """Where a cell would run (for ``--dry-run``)."""
-        at = self.address or os.environ.get("RAY_ADDRESS") or "a new local Ray instance"
+        at = self.address or os.environ.get("RAY_ADDRESS") or "this machine's cluster or a new one"
         return (
             f"Ray ({at}): any node with {resources.cpus} CPU(s)"
             + (f" and {resources.gpus:g} GPU(s)" if resources.gpus else "")
@@ -213,9 +213,16 @@ class RayExecutor:
 
 
 def _loopback(address: str | None) -> bool:
-    """A new local instance (no address) or one at 127.0.0.1 / localhost."""
+    """A new local instance, or a cluster at 127.0.0.1 / localhost.
+
+    Without an address Ray joins a cluster already started on this machine (its temp dir
+    records it) and starts a new instance only when there is none; a cluster someone started
+    is left on the address it chose.
+    """
     if not address or address == "local":
-        return True
+        import tempfile
+
+        return not (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").exists()
     host = address.removeprefix("ray://").rsplit(":", 1)[0]
     return host in ("127.0.0.1", "localhost", "::1", "[::1]")
 
