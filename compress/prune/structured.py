@@ -174,20 +174,36 @@ def prune_channels(
     model.eval()
     whole = layers_left_whole(model, settings)
     before = _channels(model)
-    pruner = ChannelPruner(model, torch.zeros(1, *input_shape, device=device), settings)
+    # torch-pruning traces the autograd graph of one forward pass and gradient importances
+    # backpropagate: a frozen model (a teacher already used for distillation) has no graph and
+    # would lose no channel. Trace and step it trainable; between steps and at the end every
+    # surviving parameter gets its own flag back (torch-pruning replaces pruned parameters).
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
 
-    def record() -> dict[str, Any]:
-        return {
-            "history": pruner.history(),
-            "input_shape": list(input_shape),
-            "settings": asdict(settings),
-        }
+    def restore_flags() -> None:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name not in frozen)
 
-    for step in range(settings.steps):
-        pruner.step(grad_fn)
-        if between_steps is not None and step + 1 < settings.steps:
-            between_steps(step, record())
-            model.eval()
+    try:
+        model.requires_grad_(True)
+        pruner = ChannelPruner(model, torch.zeros(1, *input_shape, device=device), settings)
+
+        def record() -> dict[str, Any]:
+            return {
+                "history": pruner.history(),
+                "input_shape": list(input_shape),
+                "settings": asdict(settings),
+            }
+
+        for step in range(settings.steps):
+            model.requires_grad_(True)
+            pruner.step(grad_fn)
+            restore_flags()
+            if between_steps is not None and step + 1 < settings.steps:
+                between_steps(step, record())
+                model.eval()
+    finally:
+        restore_flags()
     model.train(was_training)
     after = _channels(model)
     if after >= before:

@@ -109,6 +109,30 @@ def test_every_importance_criterion_prunes(importance):
     assert count_params(model) < params
 
 
+@pytest.mark.parametrize("importance", ["l1", "taylor"])
+def test_a_frozen_model_prunes_as_a_trainable_one_and_stays_frozen(importance):
+    # a teacher already used for distillation is frozen; torch-pruning traces autograd, so
+    # before the fix its structured copy lost no channel the second time round
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10).eval()
+    model.conv1.weight.requires_grad_(False)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def grad_fn(m):
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+
+    import copy
+
+    trainable, frozen = copy.deepcopy(model), copy.deepcopy(model).requires_grad_(False)
+    settings = PruneSettings(ratio=0.3, importance=importance)
+    prune_channels(trainable, (3, 32, 32), settings, grad_fn=grad_fn)
+    prune_channels(frozen, (3, 32, 32), settings, grad_fn=grad_fn)
+    assert _convs(frozen) == _convs(trainable) != _convs(model)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    flags = {n: p.requires_grad for n, p in trainable.named_parameters()}
+    assert flags.pop("conv1.weight") is False and all(flags.values())
+
+
 def test_bad_settings():
     with pytest.raises(ValueError, match=r"ratio must be in \(0, 1\)"):
         PruneSettings(ratio=1.5)
