@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -120,8 +122,6 @@ def test_a_frozen_model_prunes_as_a_trainable_one_and_stays_frozen(importance):
 
     def grad_fn(m):
         torch.nn.functional.cross_entropy(m(x), y).backward()
-
-    import copy
 
     trainable, frozen = copy.deepcopy(model), copy.deepcopy(model).requires_grad_(False)
     settings = PruneSettings(ratio=0.3, importance=importance)
