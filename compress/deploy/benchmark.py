@@ -206,6 +206,12 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
     from compress.deploy.targets import parse_target
 
     parse_target(config.target, config.profile)  # a bad URL fails before any work
+    if config.profile.eval_images > 0:  # data that does not fit fails before any work, too
+        from compress.artifacts import read_header
+        from compress.deploy.profiler import check_data
+
+        for p in paths:
+            check_data(read_header(p), config.profile.data_dir)
     out = (
         Path(config.output)
         if config.output
