@@ -98,9 +98,27 @@ def resolve_config(
     return build(cls, merged, where=config_path or "flags")
 
 
+def markdown_blocks(message: str) -> list[tuple[bool, str]]:
+    """Split `message` into ``(is_table, text)`` runs of plain lines and Markdown table lines."""
+    blocks: list[tuple[bool, list[str]]] = []
+    for line in message.split("\n"):
+        table = line.startswith("|")
+        if blocks and blocks[-1][0] == table:
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((table, [line]))
+    return [(t, "\n".join(lines)) for t, lines in blocks]
+
+
 def echo(message: str = "") -> None:
-    """Print a line to stdout."""
-    click.echo(message)
+    """Print to stdout; on a terminal, the Markdown tables in `message` render as `echo_table`'s."""
+    import sys
+
+    if ("\n|" not in message and not message.startswith("|")) or not sys.stdout.isatty():
+        click.echo(message)
+        return
+    for table, text in markdown_blocks(message):
+        echo_table(text) if table else click.echo(text)
 
 
 def echo_table(text: str) -> None:
