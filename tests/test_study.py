@@ -117,6 +117,9 @@ def test_the_same_study_twice_gives_the_same_table_to_the_last_digit(tmp_path):
         )  # fmt: skip
         assert cell["top1_last"] == summary["top1_last"]
         assert cell["train_top1_last"] == summary["train_top1_last"]
+    # the students learn from the teacher's last epoch, not its best epoch on the test set
+    kd = yaml.safe_load((tmp_path / "a/cells/label_noise-0.4/kd/seed0/config.yaml").read_text())
+    assert kd["teacher"].endswith("teachers/label_noise-0.4/last.safetensors")
 
 
 def test_a_cell_failing_on_its_input_is_reported_and_the_rest_of_the_grid_runs(tmp_path):

@@ -37,6 +37,10 @@ class ClaimBusy(LockBusyError):
     """Another worker holds the run's claim (retried by the executor)."""
 
 
+#: The file of a study's teacher that its students distil from (the last epoch's).
+TEACHER_FILE = "last.safetensors"
+
+
 def teacher_spec(config: Any, root: Path, value: float) -> dict[str, Any]:
     """Everything a worker needs to train (or find) the teacher of one setting."""
     from compress.study.config import slug
@@ -122,7 +126,9 @@ def teacher_sha(path: str) -> str:
 def run_teacher(spec: dict[str, Any]) -> dict[str, Any]:
     """Train (or find) one setting's teacher; ``{"status", "path", "sha", ...}``."""
     directory = Path(spec["directory"])
-    model = str(directory / "model.safetensors")
+    # the last epoch's teacher: model.safetensors is the best epoch *on the test set*, and a
+    # student distilled from it would carry that selection into the study's table
+    model = str(directory / TEACHER_FILE)
     try:
         record = done_record(directory, spec["digest"])
         if record is None:

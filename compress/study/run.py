@@ -73,10 +73,17 @@ def _check_not_another_study(config: StudyConfig, teachers: dict[float, dict[str
 
 def _dry(config: StudyConfig, root: Any, cell: Cell) -> dict[str, Any]:
     """What a dry run says of one cell: done (with this very config) or to do, and where."""
-    from compress.study.cells import CELL_FILE, cell_digest, cell_spec, done_record, teacher_sha
+    from compress.study.cells import (
+        CELL_FILE,
+        TEACHER_FILE,
+        cell_digest,
+        cell_spec,
+        done_record,
+        teacher_sha,
+    )
     from compress.study.config import slug
 
-    teacher = root / "teachers" / slug(config.axis, cell.value) / "model.safetensors"
+    teacher = root / "teachers" / slug(config.axis, cell.value) / TEACHER_FILE
     done = False
     if (cell.directory / CELL_FILE).exists():
         spec = cell_spec(config, root, cell)
