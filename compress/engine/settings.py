@@ -82,7 +82,8 @@ class EngineSettings:
         channels_last: use the channels-last memory format on CUDA.
         compile: wrap the training step in ``torch.compile``.
         grad_clip: clip the global gradient norm to this value (``null`` = off).
-        threads: CPU threads for torch (``null`` = torch's default).
+        threads: CPU threads for torch (``null`` = one fewer than the CPUs, at least 1, see
+            `compress.engine.threads.default_threads`).
         progress: show a live progress bar on a terminal or in a notebook.
         lr_scale: under torchrun, ``linear`` multiplies the learning rate by the number of
             processes (batch sizes are per process, so the global batch grows with them);

@@ -34,6 +34,7 @@ from compress.engine.optim import build_optimizer, build_scheduler
 from compress.engine.progress import ProgressCallback, epoch_line
 from compress.engine.settings import TrainSettings
 from compress.engine.tasks import Task
+from compress.engine.threads import default_threads
 from compress.errors import CompressError
 
 BEST_FILE = "model.safetensors"
@@ -164,8 +165,7 @@ class Trainer:
         s, task, device = self.settings, self.task, self.device
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-        if s.threads:
-            torch.set_num_threads(s.threads)
+        torch.set_num_threads(s.threads or default_threads(torch.get_num_threads()))
         task.to(device)
         if device.type == "cuda":
             # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
@@ -256,24 +256,32 @@ class Trainer:
         from compress.distributed import barrier
 
         global CURRENT
-        self._setup()
-        self.callbacks.on_fit_start(self)
-        if resume:
-            self._resume()
-        elif self.main and (self.out / METRICS_FILE).exists():
-            (self.out / METRICS_FILE).unlink()
-        CURRENT = {"out": str(self.out), "done": self.start_epoch, "epochs": self.settings.epochs}
-        for epoch in range(self.start_epoch, self.settings.epochs):
-            self._train_epoch(epoch)
-            self._end_epoch(epoch)
-        CURRENT = None
-        barrier()  # every rank sees rank 0's last files
-        summary = self._summary(per_class, summary_extra)
-        self.callbacks.on_fit_end(self, summary)
-        if self.main:
-            atomic_write_json(self.out / SUMMARY_FILE, summary)
-        barrier()
-        return summary
+        threads = torch.get_num_threads()  # the process's, given back when the run ends
+        try:
+            self._setup()
+            self.callbacks.on_fit_start(self)
+            if resume:
+                self._resume()
+            elif self.main and (self.out / METRICS_FILE).exists():
+                (self.out / METRICS_FILE).unlink()
+            CURRENT = {
+                "out": str(self.out),
+                "done": self.start_epoch,
+                "epochs": self.settings.epochs,
+            }
+            for epoch in range(self.start_epoch, self.settings.epochs):
+                self._train_epoch(epoch)
+                self._end_epoch(epoch)
+            CURRENT = None
+            barrier()  # every rank sees rank 0's last files
+            summary = self._summary(per_class, summary_extra)
+            self.callbacks.on_fit_end(self, summary)
+            if self.main:
+                atomic_write_json(self.out / SUMMARY_FILE, summary)
+            barrier()
+            return summary
+        finally:
+            torch.set_num_threads(threads)
 
     def _train_epoch(self, epoch: int) -> None:
         self.train_loader.set_epoch(epoch)

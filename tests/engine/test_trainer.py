@@ -180,3 +180,15 @@ def test_summary_contract_fields(digits_model):
         assert key in summary
     cfg = yaml.safe_load((digits_model.parent / "config.yaml").read_text())
     assert config_hash(build(TrainConfig, cfg)) == summary["config_hash"]
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_a_run_leaves_one_cpu_free_unless_told_and_gives_the_thread_count_back(tmp_path, threads):
+    from compress.engine.threads import usable_cpus
+
+    before = torch.get_num_threads()
+    cfg = {**FAST_DIGITS, "epochs": 1, "threads": threads, "output": str(tmp_path / "r")}
+    summary = train(build(TrainConfig, cfg), log=lambda _m: None)
+    expected = threads or max(1, min(before, usable_cpus() - 1))
+    assert summary["environment"]["threads"] == expected
+    assert torch.get_num_threads() == before
