@@ -182,13 +182,35 @@ def test_summary_contract_fields(digits_model):
     assert config_hash(build(TrainConfig, cfg)) == summary["config_hash"]
 
 
-@pytest.mark.parametrize("threads", [None, 2])
-def test_a_run_leaves_one_cpu_free_unless_told_and_gives_the_thread_count_back(tmp_path, threads):
-    from compress.engine.threads import usable_cpus
-
+def test_an_explicit_thread_count_is_used_and_given_back_when_the_run_ends(tmp_path):
     before = torch.get_num_threads()
-    cfg = {**FAST_DIGITS, "epochs": 1, "threads": threads, "output": str(tmp_path / "r")}
+    cfg = {**FAST_DIGITS, "epochs": 1, "threads": 2, "output": str(tmp_path / "r")}
     summary = train(build(TrainConfig, cfg), log=lambda _m: None)
-    expected = threads or max(1, min(before, usable_cpus() - 1))
-    assert summary["environment"]["threads"] == expected
+    assert summary["environment"]["threads"] == 2
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("omp", [None, "2"])
+def test_the_default_leaves_one_cpu_free_unless_omp_num_threads_says(tmp_path, omp):
+    """A fresh process, as a user's: no OMP_NUM_THREADS → one thread fewer than the CPUs it
+    may use (at least 1, at most torch's default); OMP_NUM_THREADS=2 → 2, as torch reads it."""
+    code = (
+        "import json, sys, torch\n"
+        "from compress.config import build\n"
+        "from compress.train import TrainConfig, train\n"
+        "from compress.engine.threads import usable_cpus\n"
+        "from tests.conftest import FAST_DIGITS\n"
+        "first = torch.get_num_threads()\n"
+        "cfg = {**FAST_DIGITS, 'epochs': 1, 'output': sys.argv[1]}\n"
+        "s = train(build(TrainConfig, cfg), log=lambda _m: None)\n"
+        "print(json.dumps([first, usable_cpus(), s['environment']['threads']]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if omp:
+        env["OMP_NUM_THREADS"] = omp
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, timeout=300, check=True,
+    )  # fmt: skip
+    first, cpus, used = json.loads(out.stdout.strip().splitlines()[-1])
+    assert used == (2 if omp else max(1, min(first, cpus - 1)))
