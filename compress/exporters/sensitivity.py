@@ -34,8 +34,18 @@ def _quantised_activations(int8: Any) -> dict[str, tuple[Any, Any]]:
         scale = numpy_helper.to_array(inits[node.input[1]]) if node.input[1] in inits else None
         zero = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 else None
         if scale is not None and scale.size == 1:
-            out[node.input[0]] = (scale, zero)
+            out[_float_name(node.input[0])] = (scale, zero)
     return out
+
+
+#: The suffix ONNX Runtime's quantiser gives a tensor it renames to put a Q/DQ pair behind it
+#: (a quantised graph output: ``logits`` is then the DequantizeLinear's output).
+RENAMED = "_QuantizeLinear_Input"
+
+
+def _float_name(name: str) -> str:
+    """The name a quantised tensor has in the float graph."""
+    return name[: -len(RENAMED)] if name.endswith(RENAMED) else name
 
 
 def _with_one_qdq(fp32: Any, tensor: str, scale: Any, zero: Any) -> bytes:
@@ -102,7 +112,11 @@ def tensor_sqnr(
     base = _logits(base_model.SerializeToString(), data).astype(np.float64)
     signal = float((base**2).sum())
     ranked = []
+    known = {i.name for i in base_model.graph.input}
+    known |= {name for node in base_model.graph.node for name in node.output}
     for tensor, (scale, zero) in _quantised_activations(onnx.load(str(int8))).items():
+        if tensor not in known:  # a tensor the quantiser made itself: nothing to rank
+            continue
         got = _logits(_with_one_qdq(base_model, tensor, scale, zero), data)
         noise = float(((got - base) ** 2).sum())
         db = 10.0 * float(np.log10(signal / noise)) if noise > 0 else float("inf")
