@@ -151,3 +151,22 @@ def test_executor_errors_are_one_line(tmp_path, monkeypatch):
     assert missing.exit_code == 2, missing.output
     assert "needs Ray: pip install 'compress-toolkit[ray]'" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_cells_without_a_teacher_do_not_depend_on_its_bytes(tmp_path):
+    """Another teacher file invalidates the KD cells (refused, one line) and not the no-KD ones."""
+    small = {**STUDY, "values": [0.4], "methods": ["none", "kd"], "seeds": [0]}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(small))
+    out = tmp_path / "out"
+    first = CliRunner().invoke(cli, ["study", str(path), "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    none = out / "cells/label_noise-0.4/none/seed0/cell.json"
+    stamp = (none.stat().st_ino, none.stat().st_mtime_ns)
+    teacher = out / "teachers/label_noise-0.4/last.safetensors"
+    teacher.write_bytes((out / "cells/label_noise-0.4/none/seed0/model.safetensors").read_bytes())
+    again = CliRunner().invoke(cli, ["study", str(path), "-o", str(out)])
+    assert again.exit_code == 2
+    assert "none/seed0: skipped (done)" in again.output
+    assert "kd/seed0: FAILED" in again.output and "another study config" in again.output
+    assert (none.stat().st_ino, none.stat().st_mtime_ns) == stamp

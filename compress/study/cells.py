@@ -96,7 +96,8 @@ def cell_spec(config: Any, root: Path, cell: Any) -> dict[str, Any]:
 def cell_digest(cfg: dict[str, Any], teacher_sha: str | None) -> str:
     """The hash of a cell: its settings and its teacher's bytes, not the teacher's path.
 
-    ``-o s`` and ``-o $PWD/s`` (or a study moved elsewhere) are thus one study.
+    ``-o s`` and ``-o $PWD/s`` (or a study moved elsewhere) are thus one study. A cell that
+    uses no teacher (no KD, the online methods) passes ``None``: its teacher does not change it.
     """
     settings = {k: v for k, v in cfg.items() if k != "teacher"}
     return config_hash({"cell": settings, "teacher": teacher_sha})
@@ -146,7 +147,7 @@ def run_cell(spec: dict[str, Any], teacher: dict[str, Any]) -> dict[str, Any]:
     if teacher.get("status") != "ok":
         return {**facts, "status": "failed", "error": f"teacher failed: {teacher.get('error')}"}
     cfg = {**spec["cfg"], "teacher": teacher["path"] if spec["uses_teacher"] else None}
-    digest = cell_digest(cfg, teacher["sha"])
+    digest = cell_digest(cfg, teacher["sha"] if spec["uses_teacher"] else None)
     directory = Path(spec["directory"])
     try:
         record = done_record(directory, digest)

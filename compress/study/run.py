@@ -87,7 +87,7 @@ def _dry(config: StudyConfig, root: Any, cell: Cell) -> dict[str, Any]:
     done = False
     if (cell.directory / CELL_FILE).exists():
         spec = cell_spec(config, root, cell)
-        sha = teacher_sha(str(teacher)) if teacher.exists() else None
+        sha = teacher_sha(str(teacher)) if teacher.exists() and spec["uses_teacher"] else None
         cfg = {**spec["cfg"], "teacher": str(teacher) if spec["uses_teacher"] else None}
         try:
             done = done_record(cell.directory, cell_digest(cfg, sha)) is not None
