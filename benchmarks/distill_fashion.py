@@ -33,6 +33,7 @@ VARIANTS = {
     "dist+view": {"method": "dist", "method_args": {"augment": "cutmix"}},
     "r2kd-noview": {"method": "r2kd", "method_args": {"augment": "none"}},
     "r2kd-hardrank": {"method": "r2kd", "method_args": {"rank": "hard"}},
+    "r2kd-pairwise": {"method": "r2kd", "method_args": {"soft_rank": "pairwise"}},
     "r2kd-drop2": {"method": "r2kd", "method_args": {"prune": {"target_drop": 0.02}}},
     "r2kd-unstructured": {"method": "r2kd", "method_args": {"prune": {"mode": "unstructured"}}},
     # the seed study's KD family (issue 12), each with its defaults (docs/methods.md)
@@ -85,6 +86,9 @@ def main() -> None:
     ap.add_argument("--table", choices=list(TABLES), default="methods", help="a named list")
     ap.add_argument("--device", default="auto")
     ap.add_argument(
+        "--threads", type=int, help="CPU threads of every run (engine default if unset)"
+    )
+    ap.add_argument(
         "--fsp-init-epochs",
         type=int,
         help="FSP's init phase (default: RepDistiller's 30 of 240 epochs, scaled to --epochs)",
@@ -108,6 +112,7 @@ def main() -> None:
                     "optim": optim,
                     "schedule": schedule,
                     "device": args.device,
+                    "threads": args.threads,
                     "progress": False,
                     "output": str(teacher_dir),
                 },
@@ -138,7 +143,7 @@ def main() -> None:
                 "student": args.student,
                 "teacher": None
                 if variant["method"] == "none" or METHODS.get(variant["method"]).online
-                else str(teacher_dir / "model.safetensors"),
+                else str(teacher_dir / "last.safetensors"),  # not its best epoch on the test set
                 **variant,
                 "seeds": args.seeds,
                 "data": {
@@ -150,6 +155,7 @@ def main() -> None:
                 "optim": optim,
                 "schedule": schedule,
                 "device": args.device,
+                "threads": args.threads,
                 "progress": False,
                 "output": str(run_dir),
                 # a run stopped half-way continues (finished seeds are skipped)
