@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.config import build
+from compress.errors import CompressError
 from compress.verbs import VERBS
 
 VARIANTS = ("fp32", "ptq", "ptq+auto", "qat", "qad-kd", "qad-r2kd")
@@ -122,15 +123,19 @@ def main() -> None:
 
                 t0 = time.perf_counter()
                 run_dir = base / name
-                if not (run_dir / "summary.json").exists():
-                    cfg = {"model": str(fp32_model), "method": method, "epochs": args.qat_epochs,
-                           "seed": seed, "data": data, "progress": False, "device": "cpu",
-                           "output": str(run_dir), "resume": run_dir.exists()}  # fmt: skip
-                    VERBS.get("quantize")(build(QuantizeConfig, cfg), log=lambda _m: None)
-                files[name], status[name] = export(
-                    run_dir / "model.safetensors", base / f"{name}-onnx", "onnx-int8",
-                    {"compare_speed": False},
-                )  # fmt: skip
+                try:
+                    if not (run_dir / "summary.json").exists():
+                        cfg = {"model": str(fp32_model), "method": method,
+                               "epochs": args.qat_epochs, "seed": seed, "data": data,
+                               "progress": False, "device": "cpu", "output": str(run_dir),
+                               "resume": run_dir.exists()}  # fmt: skip
+                        VERBS.get("quantize")(build(QuantizeConfig, cfg), log=lambda _m: None)
+                    files[name], status[name] = export(
+                        run_dir / "model.safetensors", base / f"{name}-onnx", "onnx-int8",
+                        {"compare_speed": False},
+                    )  # fmt: skip
+                except CompressError as exc:  # e.g. R2KD's structured copy of a ShuffleNet
+                    files[name], status[name] = None, f"not run: {str(exc).splitlines()[0]}"
                 seconds[name] = time.perf_counter() - t0
             ran = {k: p for k, p in files.items() if p is not None and p.exists()}
             ref = predictions(ran["fp32"], images)
@@ -152,7 +157,7 @@ def main() -> None:
                 def fmt(v, scale=1.0, digits=2):
                     return "–" if v is None else f"{scale * v:.{digits}f}"
 
-                print(f"| {student} | {seed} | {name} | {status[name][:60]} | {fmt(row['top1'], 100)} "
+                print(f"| {student} | {seed} | {name} | {status[name][:90]} | {fmt(row['top1'], 100)} "
                       f"| {fmt(row['agreement'], 100)} | {fmt(row['batch1_ms'], 1, 3)} "
                       f"| {fmt(row['batch64_ms'], 1, 2)} | {row['seconds']:.0f} |", flush=True)  # fmt: skip
 
