@@ -73,7 +73,10 @@ def test_two_processes_at_batch_b_equal_one_at_2b(tmp_path):
     from safetensors.torch import load_file
 
     w1, w2 = (load_file(str(tmp_path / k / "last.safetensors")) for k in ("one", "two"))
-    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 1e-5
+    # float32: the two shares' gradients are summed across processes in another order than one
+    # batch's, and 80 SGD steps at lr 0.1 carry that last-digit difference (8.5e-5 seen on an
+    # AVX-512 EPYC); a wrong split or averaging would move the weights by 1e-2 or more
+    assert max(float((w1[k] - w2[k]).abs().max()) for k in w1) < 5e-4
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert (
         summary["world_size"] == 2
