@@ -118,7 +118,10 @@ def echo(message: str = "") -> None:
         click.echo(message)
         return
     for table, text in markdown_blocks(message):
-        echo_table(text) if table else click.echo(text)
+        if table:
+            echo_table(text)
+        else:
+            click.echo(text)
 
 
 def echo_table(text: str) -> None:

@@ -208,10 +208,12 @@ def benchmark(config: BenchmarkConfig, *, log: Any = print) -> dict[str, Any]:
     parse_target(config.target, config.profile)  # a bad URL fails before any work
     if config.profile.eval_images > 0:  # data that does not fit fails before any work, too
         from compress.artifacts import read_header
-        from compress.deploy.profiler import check_data
+        from compress.data import DataSettings, load_data_for_model
 
         for p in paths:
-            check_data(read_header(p), config.profile.data_dir)
+            header = read_header(p)
+            if header.dataset:  # as `compress eval`: classes, channels, size, the folder used
+                load_data_for_model(header, DataSettings(name="", data_dir=config.profile.data_dir))
     out = (
         Path(config.output)
         if config.output

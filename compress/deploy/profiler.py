@@ -115,21 +115,6 @@ def model_metadata(path: Path) -> ModelHeader | None:
     )
 
 
-def check_data(header: ModelHeader, data_dir: str | None) -> None:
-    """Refuse, in one line, a dataset the model cannot be measured on (as `compress eval` does).
-
-    Raises:
-        CompressError: the model's dataset is missing or unreadable, reads no `data_dir` although
-            one was given, or differs from the model in classes, channels or image size.
-    """
-    from compress.data import DataSettings, check_fits, load_data, settings_for_model
-
-    if not header.dataset:
-        return
-    settings = settings_for_model(header, DataSettings(name="", data_dir=data_dir))
-    check_fits(header, load_data(settings).info, what="model")
-
-
 def write_eval_set(
     header: ModelHeader | None, count: int, data_dir: str | None, path: Path
 ) -> Path | None:

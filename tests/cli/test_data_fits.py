@@ -39,4 +39,5 @@ def test_a_data_dir_the_models_dataset_does_not_read_is_refused(tmp_path, digits
     folder = write_imagefolder(tmp_path / "tree", classes=3)
     for verb in (("profile", digits_model, "--batch", "1"), ("eval", digits_model)):
         result = _invoke(*verb, "--data-dir", folder)
+        assert result.exit_code == 2 and "would be ignored" in result.output, result.output
         _one_line_error(result, "would be ignored")
