@@ -166,7 +166,14 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("export", stem)
     with run_directory(out, kind="export", reuse=True):
-        int8 = [e for e in exporters if e.precision == "int8" and not header.quantized]
+        int8 = [  # the exports that calibrate: PTQ, and the ort placement of a quantized model
+            e
+            for e in exporters
+            if e.precision == "int8"
+            and not (
+                header.quantized and (e.name != "onnx-int8" or e.settings.qdq_placement == "trt")
+            )
+        ]
         calib = (
             dataset_images(
                 header,

@@ -108,6 +108,13 @@ class Int8Settings(CommonExportSettings):
             (1.0: INT8 must at least match fp32; 0 never stops on speed).
         compare_speed: time the fp32 and INT8 files in ONNX Runtime on this CPU at the batch's
             MAX size (at most 64) and record both in ``export.json`` (``speed_vs_fp32``).
+        qdq_placement: for a quantization-aware-trained model (``compress quantize``), where the
+            Q/DQ pairs go: ``trt`` (the default: only where the model quantizes, all learned:
+            TensorRT's explicit quantization; ``trt-int8`` always builds from this) or ``ort``
+            (every INT8-able tensor, as ONNX Runtime's quantiser places them, with the learned
+            parameters wherever a learned quantizer covers the tensor and calibrated ones
+            elsewhere: fused INT8 kernels in ONNX Runtime for a model quantized with
+            ``--activation-type uint8``). A float model ignores it.
     """
 
     calib_images: int = 512
@@ -118,6 +125,7 @@ class Int8Settings(CommonExportSettings):
     auto_precision: bool = False
     auto_precision_min_speedup: float = 1.0
     compare_speed: bool = field(default=True, metadata=NO_HASH)
+    qdq_placement: Literal["ort", "trt"] = "trt"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -164,6 +172,7 @@ class ExportSettings:
     auto_precision: bool | None = None
     auto_precision_min_speedup: float | None = None
     compare_speed: bool | None = field(default=None, metadata=NO_HASH)
+    qdq_placement: Literal["ort", "trt"] | None = None
     workspace_gb: float | None = None
     timing_cache: str | None = field(default=None, metadata=NO_HASH)
     optimization_level: int | None = None

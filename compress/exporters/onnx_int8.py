@@ -221,31 +221,97 @@ class OnnxInt8Exporter(Exporter):
                 info["sensitivity"] = tensor_sqnr(pre, path, ctx.calib_images)
                 info["units"] = float_units(pre, info["sensitivity"], exclude)
             if s.compare_speed:
-                batch = min(BatchSpec.parse(s.batch).max, SPEED_BATCH_CAP)
-                info["speed_vs_fp32"] = speed = compare_speed(
-                    fp32, path, ctx.header.input_shape, batch=batch
-                )
-                ctx.log(
-                    f"onnx-int8: ONNX Runtime CPU latency at batch {batch}: fp32 {speed['fp32_ms']:.2f} ms, "
-                    f"int8 {speed['int8_ms']:.2f} ms (×{speed['speedup']:.2f})"
-                )
+                info["speed_vs_fp32"] = self._speed(fp32, path, ctx)
         return info
 
     def _export_learned(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
-        """Q/DQ ONNX of a fake-quantized model: its learned scales, exported as they are."""
+        """Q/DQ ONNX of a fake-quantized model with its learned scales, placed as settings say.
+
+        ``qdq_placement: trt`` writes the fake-quantized graph as it is (Q/DQ at the inputs of
+        convolutions, linear layers and residual adds: what TensorRT fuses); ``ort`` lets ONNX
+        Runtime's quantiser place Q/DQ on every INT8-able tensor, with the learned parameters
+        wherever a learned quantizer covers the tensor (`compress.exporters.learned_qdq`).
+        """
+        import json
+
+        import onnx
+
         from compress.quantize.graph import quantizers, set_observers
 
+        s = self.settings
         set_observers(model, False)
         meta = provenance(ctx, fmt=self.name, precision="int8")
-        meta["calibration"] = {"learned_scales": True, "quantizers": len(quantizers(model))}
-        export_onnx(
-            model,
-            path,
-            ctx.header.input_shape,
-            opset=self.settings.opset,
-            metadata={"compress": meta},
+        meta["calibration"] = {
+            "learned_scales": True,
+            "quantizers": len(quantizers(model)),
+            "placement": s.qdq_placement,
+        }
+        if s.qdq_placement == "trt":
+            export_onnx(
+                model, path, ctx.header.input_shape, opset=s.opset, metadata={"compress": meta}
+            )
+            return {"calibration": meta["calibration"], "opset": s.opset}
+        if ctx.calib_images is None or len(ctx.calib_images) == 0:
+            raise ValueError("the ort placement of a quantized model needs calibration images")
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        from compress.exporters.learned_qdq import calibrated_tensors, learned_params
+
+        with tempfile.TemporaryDirectory() as tmp:
+            fq = export_onnx(model, Path(tmp) / "fq.onnx", ctx.header.input_shape, opset=s.opset)
+            proto, overrides = learned_params(onnx.load(str(fq)))
+            fp32 = Path(tmp) / "fp32.onnx"  # the float graph (BatchNorm folded, no quantizers)
+            onnx.save(proto, str(fp32))
+            pre = Path(tmp) / "pre.onnx"  # shapes inferred; no optimisation, the names stay
+            quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
+            quantized = Path(tmp) / "int8.onnx"
+            quantize_static(
+                str(pre),
+                str(quantized),
+                Calibration(ctx.calib_images, "input"),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QInt8
+                if s.activation_type == "int8"
+                else QuantType.QUInt8,
+                extra_options={
+                    "WeightSymmetric": True,
+                    "ActivationSymmetric": s.activation_type == "int8",
+                    "TensorQuantOverrides": overrides,
+                    "QDQDisableWeightAdjustForInt32Bias": True,
+                    # a ReLU before a symmetric (zero point 0) quantizer clips what the
+                    # quantizer does not; ONNX Runtime's optimiser still removes the ones it can
+                    "QDQKeepRemovableActivations": True,
+                },
+            )
+            result = onnx.load(str(quantized))
+            calibrated = calibrated_tensors(result, overrides)
+            meta["calibration"].update(
+                learned_tensors=len(overrides),
+                calibrated_tensors=calibrated,
+                images=len(ctx.calib_images),
+                activations=s.activation_type,
+            )
+            entry = result.metadata_props.add()
+            entry.key, entry.value = "compress", json.dumps(meta)
+            with atomic_path(path) as out:
+                onnx.save(result, str(out))
+            info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
+            if s.compare_speed:
+                info["speed_vs_fp32"] = self._speed(fp32, path, ctx)
+        return info
+
+    def _speed(self, fp32: Path, int8: Path, ctx: ExportContext) -> dict[str, Any]:
+        """`compare_speed` at the batch's MAX size (at most 64), logged."""
+        batch = min(BatchSpec.parse(self.settings.batch).max, SPEED_BATCH_CAP)
+        speed = compare_speed(fp32, int8, ctx.header.input_shape, batch=batch)
+        ctx.log(
+            f"onnx-int8: ONNX Runtime CPU latency at batch {batch}: fp32 {speed['fp32_ms']:.2f} ms, "
+            f"int8 {speed['int8_ms']:.2f} ms (×{speed['speedup']:.2f})"
         )
-        return {"calibration": meta["calibration"], "opset": self.settings.opset}
+        return speed
 
 
 EXPORTERS.add(

@@ -84,6 +84,10 @@ class TensorRTExporter(Exporter):
         recipe = self.recipe(ctx, engines.probe_features(trt))
         source_cls = EXPORTERS.get(onnx_format_for(recipe["source"]))
         settings = self.settings
+        if recipe["source"] == "int8" and settings.qdq_placement != "trt":
+            from dataclasses import replace  # TensorRT fuses the learned placement as it is
+
+            settings = replace(settings, qdq_placement="trt")
         if recipe["source"] == "int8" and settings.activation_type != "int8":
             ctx.log(
                 "TensorRT needs symmetric int8 activations: calibrating the Q/DQ source with activation_type int8"

@@ -19,6 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 import compress
+import compress.quantize.graph
 from compress.artifacts import load_model, read_header, save_model
 from compress.cli import cli
 from compress.config import build
@@ -95,6 +96,46 @@ def test_qat_fixes_what_post_training_int8_breaks(trained, tmp_path):
     assert float((got.argmax(1) == fq.numpy().argmax(1)).mean()) >= 0.99
     assert agree_qat > json.loads((tmp_path / "ptq" / "export.json").read_text())["rejected"][
         "onnx-int8"]["validation"]["top1_agreement"] + 0.03  # fmt: skip
+
+
+def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_path):
+    """``--qdq-placement ort`` of a model quantized with uint8 activations: every convolution
+    and add runs as a fused ONNX Runtime INT8 kernel, the learned scales stand where a learned
+    quantizer covers the tensor, and the file agrees with the fake-quantized model."""
+    from collections import Counter
+
+    from compress.exporters.api import dataset_images
+
+    q = tmp_path / "q"
+    assert run("quantize", trained, "--epochs", "1", "--device", "cpu", "--activation-type",
+               "uint8", "-o", q, "--set", "progress=false").exit_code == 0  # fmt: skip
+    result = run("export", q / "model.safetensors", "--format", "onnx-int8", "--qdq-placement",
+                 "ort", "--no-compare-speed", "-o", tmp_path / "e")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    entry = json.loads((tmp_path / "e" / "export.json").read_text())["formats"]["onnx-int8"]
+    calibration = entry["calibration"]
+    assert calibration["placement"] == "ort" and calibration["learned_tensors"] > 0
+    assert entry["validation"]["passed"]
+    path = tmp_path / "e" / "model.int8.onnx"
+    model = load_model(q / "model.safetensors")
+    scales = {n: v for n, v in compress.quantize.graph.scales(model).items() if "act" in n}
+    proto = onnx.load(str(path))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    used = {float(inits[n.input[1]]) for n in proto.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in inits}  # fmt: skip
+    assert {round(v[0], 6) for v in scales.values()} <= {round(u, 6) for u in used}
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    assert ops["QLinearConv"] == 9 and ops["QLinearAdd"] == 3, ops
+    assert ops["Conv"] == 0 and ops["Add"] == 0 and ops["Relu"] == 0, ops
+    images, _ = dataset_images(read_header(q / "model.safetensors"), split="test", count=400,
+                               data_dir=None)  # fmt: skip
+    with torch.no_grad():
+        fq = model(torch.from_numpy(images)).numpy().argmax(1)
+    got = ort.InferenceSession(str(path)).run(None, {"input": images})[0].argmax(1)
+    assert float((got == fq).mean()) >= 0.97
 
 
 def test_quantized_files_replay_their_quantization_in_a_fresh_process(trained, tmp_path):

@@ -1,0 +1,172 @@
+"""ONNX Runtime's Q/DQ placement for a quantization-aware-trained model, with its learned scales.
+
+A fake-quantized model exports to ONNX with QuantizeLinear/DequantizeLinear exactly where it
+quantizes: at the inputs of convolutions and linear layers and of residual adds (TensorRT's
+explicit-quantization placement, `compress.quantize.graph`). TensorRT fuses that; ONNX Runtime
+on a CPU does not — a convolution whose output is not quantized runs in float on dequantized
+weights, slower than fp32. ONNX Runtime's own quantiser instead puts a Q/DQ pair on every
+tensor between INT8-able ops, so each convolution becomes one INT8 kernel.
+
+This module joins the two: it reads the learned scales out of the fake-quant export
+(`learned_params`), strips those pairs to get the float graph (BatchNorm already folded), and
+lets ONNX Runtime's static quantiser place its pairs with the learned scale and zero point
+wherever a learned quantizer covers the tensor (`TensorQuantOverrides`); the learned per-channel
+weight scales are kept the same way. A tensor a learned quantizer sees through a ReLU, Clip,
+MaxPool, Flatten or Reshape gets that quantizer's parameters too — quantizing before or after
+such an op is the same function (zero points at the range's bottom or at 0, monotone ops).
+Only the tensors no learned quantizer covers (the output of a pooling or a convolution that
+feeds no other quantized op, the logits) are calibrated, on real training images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Ops through which a learned quantizer's parameters hold for the op's input as well.
+TRANSPARENT = ("Relu", "Clip", "MaxPool", "Flatten", "Reshape")
+
+
+def _values(graph: Any) -> dict[str, np.ndarray]:
+    """Every constant of `graph` by tensor name: initializers, Constant nodes and their Identity."""
+    from onnx import numpy_helper
+
+    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # topological order: an Identity follows what it copies
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    found[node.output[0]] = numpy_helper.to_array(a.t)
+        elif node.op_type == "Identity" and node.input[0] in found:
+            found[node.output[0]] = found[node.input[0]]
+    return found
+
+
+def learned_params(
+    proto: Any, *, unsigned: bool = True
+) -> tuple[Any, dict[str, list[dict[str, Any]]]]:
+    """Strip a fake-quant export's Q/DQ pairs; return the float graph and the learned parameters.
+
+    Args:
+        proto: the ONNX model torch wrote for a fake-quantized model (modified in place).
+        unsigned: write every activation as uint8: a signed quantizer (zero point 0, −128…127)
+            becomes the same grid in uint8 (zero point 128, 0…255) — the same function — so
+            each INT8 kernel sees one type on all its inputs (ONNX Runtime fuses an Add or a
+            Conv only then; mixed int8/uint8 inputs left 15 of MobileNetV2's 53 convolutions
+            and all 10 adds in float).
+
+    Returns:
+        ``(proto, overrides)``: the float model and ONNX Runtime ``TensorQuantOverrides`` —
+        per tensor name a one-entry list (``scale``, ``zero_point``, ``quant_type``) for an
+        activation, one entry per output channel (with ``axis``) for a weight.
+    """
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantType
+
+    graph = proto.graph
+    values = _values(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    rename: dict[str, str] = {}
+    drop: list[Any] = []
+    weights: list[Any] = []
+    for dq in graph.node:
+        if dq.op_type != "DequantizeLinear":
+            continue
+        scale = values[dq.input[1]].astype(np.float32)
+        zp = values[dq.input[2]] if len(dq.input) > 2 else np.zeros_like(scale, dtype=np.int8)
+        qtype = QuantType.QUInt8 if zp.dtype == np.uint8 else QuantType.QInt8
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        q = producer.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            source = q.input[0]
+            drop += [q, dq]
+        else:  # torch folded Q(weight) into an INT8 constant: the weight is its dequantized value
+            source = None
+            drop.append(dq)
+        if scale.ndim == 0 or scale.size == 1:
+            if source is None or source in values:
+                raise ValueError(f"per-tensor Q/DQ on a constant ({dq.name}) is not expected")
+            point, kind = zp.reshape(()), qtype
+            if unsigned and zp.dtype == np.int8:  # the same grid, shifted by 128
+                point, kind = np.uint8(int(point) + 128), QuantType.QUInt8
+            overrides[source] = [
+                {"scale": np.array(scale.reshape(())), "zero_point": np.array(point),
+                 "quant_type": kind}
+            ]  # fmt: skip
+            rename[dq.output[0]] = source
+            continue
+        if source is not None and source in values:
+            weight = values[source].astype(np.float32)
+        elif source is None:
+            codes = values[dq.input[0]].astype(np.float32)
+            shape = [1] * codes.ndim
+            shape[axis] = -1
+            weight = (codes - zp.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        else:
+            raise ValueError(f"per-channel Q/DQ on an activation ({dq.name}) is not expected")
+        name = dq.output[0]
+        weights.append(numpy_helper.from_array(weight.astype(np.float32), name))
+        overrides[name] = [
+            {"axis": axis, "scale": np.array(s), "zero_point": np.array(z), "quant_type": qtype}
+            for s, z in zip(scale.reshape(-1), zp.reshape(-1), strict=True)
+        ]
+    for node in drop:
+        graph.node.remove(node)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    graph.initializer.extend(weights)
+    _drop_unused(graph)
+    _see_through(graph, overrides)
+    return proto, overrides
+
+
+def _see_through(graph: Any, overrides: dict[str, list[dict[str, Any]]]) -> None:
+    """Give the input of a transparent op the parameters learned for its output."""
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.node:
+            if node.op_type not in TRANSPARENT or node.output[0] not in overrides:
+                continue
+            source = node.input[0]
+            if source not in overrides and readers.get(source) == 1:
+                overrides[source] = overrides[node.output[0]]
+                changed = True
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove constants (and Identity copies of them) and initializers nothing reads any more."""
+    outputs = {o.name for o in graph.output}
+    changed = True
+    while changed:  # an unread Identity frees the constant it copied
+        changed = False
+        read = {i for n in graph.node for i in n.input} | outputs
+        for node in list(graph.node):
+            if node.op_type in ("Constant", "Identity") and node.output[0] not in read:
+                graph.node.remove(node)
+                changed = True
+    read = {i for n in graph.node for i in n.input} | outputs
+    for init in list(graph.initializer):
+        if init.name not in read:
+            graph.initializer.remove(init)
+
+
+def calibrated_tensors(proto: Any, overrides: dict[str, Any]) -> list[str]:
+    """The activations of a quantized model that got calibrated, not learned, parameters."""
+    inits = {t.name for t in proto.graph.initializer}
+    return sorted(
+        {
+            n.input[0]
+            for n in proto.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+        }
+        - set(overrides)
+    )
