@@ -135,6 +135,44 @@ def float_inputs_unquantized(proto: Any, float_nodes: list[str], original: dict[
     return rewired
 
 
+def quantize_qdq(
+    source: Path,
+    target: Path,
+    calib_images: Any,
+    settings: Int8Settings,
+    *,
+    exclude: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """ONNX Runtime's static Q/DQ quantiser as every INT8 export here calls it.
+
+    Weights symmetric int8 per channel; activations as `settings` say, calibrated on
+    `calib_images`; `exclude` names nodes kept in float; `extra` adds quantiser options.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(source),
+        str(target),
+        Calibration(calib_images, "input"),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=QuantType.QInt8,
+        activation_type=QuantType.QInt8 if settings.activation_type == "int8" else QuantType.QUInt8,
+        calibrate_method={
+            "minmax": CalibrationMethod.MinMax,
+            "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile,
+        }[settings.calib_method],
+        nodes_to_exclude=exclude or [],
+        extra_options={
+            "WeightSymmetric": True,
+            "ActivationSymmetric": settings.activation_type == "int8",
+            **(extra or {}),
+        },
+    )
+
+
 class OnnxInt8Exporter(Exporter):
     """Static Q/DQ INT8 quantisation of the fp32 ONNX export."""
 
@@ -148,12 +186,6 @@ class OnnxInt8Exporter(Exporter):
 
     def _export_impl(self, model: Any, ctx: ExportContext, path: Path) -> dict[str, Any]:
         import onnx
-        from onnxruntime.quantization import (
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         s = self.settings
@@ -161,12 +193,6 @@ class OnnxInt8Exporter(Exporter):
             return self._export_learned(model, ctx, path)
         if ctx.calib_images is None or len(ctx.calib_images) == 0:
             raise ValueError("INT8 export needs calibration images")
-        method = {
-            "minmax": CalibrationMethod.MinMax,
-            "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile,
-        }[s.calib_method]
-        act = QuantType.QInt8 if s.activation_type == "int8" else QuantType.QUInt8
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(
                 model, Path(tmp) / "fp32.onnx", ctx.header.input_shape, opset=s.opset
@@ -178,21 +204,7 @@ class OnnxInt8Exporter(Exporter):
                 exclude += [n for n in grouped_convs(pre) if n not in exclude]
             exclude += [n for n in ctx.float_nodes if n not in exclude]
             quantized = Path(tmp) / "int8.onnx"
-            quantize_static(
-                str(pre),
-                str(quantized),
-                Calibration(ctx.calib_images, "input"),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=act,
-                calibrate_method=method,
-                nodes_to_exclude=exclude,
-                extra_options={
-                    "WeightSymmetric": True,
-                    "ActivationSymmetric": s.activation_type == "int8",
-                },
-            )
+            quantize_qdq(pre, quantized, ctx.calib_images, s, exclude=exclude)
             proto = onnx.load(str(quantized))
             pre_graph = onnx.load(str(pre), load_external_data=False).graph
             float_inputs_unquantized(
@@ -253,7 +265,6 @@ class OnnxInt8Exporter(Exporter):
             return {"calibration": meta["calibration"], "opset": s.opset}
         if ctx.calib_images is None or len(ctx.calib_images) == 0:
             raise ValueError("the ort placement of a quantized model needs calibration images")
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         from compress.exporters.learned_qdq import calibrated_tensors, learned_params
@@ -266,21 +277,14 @@ class OnnxInt8Exporter(Exporter):
             pre = Path(tmp) / "pre.onnx"  # shapes inferred; no optimisation, the names stay
             quant_pre_process(str(fp32), str(pre), skip_optimization=True, skip_symbolic_shape=True)
             quantized = Path(tmp) / "int8.onnx"
-            quantize_static(
-                str(pre),
-                str(quantized),
-                Calibration(ctx.calib_images, "input"),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                activation_type=QuantType.QInt8
-                if s.activation_type == "int8"
-                else QuantType.QUInt8,
-                extra_options={
-                    "WeightSymmetric": True,
-                    "ActivationSymmetric": s.activation_type == "int8",
+            quantize_qdq(
+                pre,
+                quantized,
+                ctx.calib_images,
+                s,
+                extra={
                     "TensorQuantOverrides": overrides,
-                    "QDQDisableWeightAdjustForInt32Bias": True,
+                    "QDQDisableWeightAdjustForInt32Bias": True,  # the learned weight scales
                     # a ReLU before a symmetric (zero point 0) quantizer clips what the
                     # quantizer does not; ONNX Runtime's optimiser still removes the ones it can
                     "QDQKeepRemovableActivations": True,
