@@ -271,7 +271,9 @@ class OnnxInt8Exporter(Exporter):
 
         with tempfile.TemporaryDirectory() as tmp:
             fq = export_onnx(model, Path(tmp) / "fq.onnx", ctx.header.input_shape, opset=s.opset)
-            proto, overrides = learned_params(onnx.load(str(fq)))
+            proto, overrides = learned_params(
+                onnx.load(str(fq)), unsigned=s.activation_type != "int8"
+            )
             fp32 = Path(tmp) / "fp32.onnx"  # the float graph (BatchNorm folded, no quantizers)
             onnx.save(proto, str(fp32))
             pre = Path(tmp) / "pre.onnx"  # shapes inferred; no optimisation, the names stay
