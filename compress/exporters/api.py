@@ -160,6 +160,11 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
                 f"{', '.join(refused)} cannot hold; export it with --format onnx-int8 or "
                 "trt-int8, or export its float parent"
             )
+    if config.qdq_placement is not None and not header.quantized:
+        raise CompressError(
+            f"--qdq-placement applies to a model made by compress quantize; '{config.model}' is "
+            "float (post-training INT8 places Q/DQ itself): drop --qdq-placement"
+        )
     model = load_model(config.model)
     check_finite(model)
     shape = header.input_shape

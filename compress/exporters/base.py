@@ -114,7 +114,7 @@ class Int8Settings(CommonExportSettings):
             (every INT8-able tensor, as ONNX Runtime's quantiser places them, with the learned
             parameters wherever a learned quantizer covers the tensor and calibrated ones
             elsewhere: fused INT8 kernels in ONNX Runtime for a model quantized with
-            ``--activation-type uint8``). A float model ignores it.
+            ``--activation-type uint8``). Refused for a float model.
     """
 
     calib_images: int = 512

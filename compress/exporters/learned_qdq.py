@@ -79,14 +79,12 @@ def learned_params(
         qtype = QuantType.QUInt8 if zp.dtype == np.uint8 else QuantType.QInt8
         axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
         q = producer.get(dq.input[0])
-        if q is not None and q.op_type == "QuantizeLinear":
-            source = q.input[0]
-            drop += [q, dq]
-        else:  # torch folded Q(weight) into an INT8 constant: the weight is its dequantized value
-            source = None
-            drop.append(dq)
+        if q is None or q.op_type != "QuantizeLinear":
+            raise ValueError(f"{dq.name} dequantizes no QuantizeLinear; not a fake-quant export")
+        source = q.input[0]
+        drop += [q, dq]
         if scale.ndim == 0 or scale.size == 1:
-            if source is None or source in values:
+            if source in values:
                 raise ValueError(f"per-tensor Q/DQ on a constant ({dq.name}) is not expected")
             point, kind = zp.reshape(()), qtype
             if unsigned and zp.dtype == np.int8:  # the same grid, shifted by 128
@@ -97,17 +95,10 @@ def learned_params(
             ]  # fmt: skip
             rename[dq.output[0]] = source
             continue
-        if source is not None and source in values:
-            weight = values[source].astype(np.float32)
-        elif source is None:
-            codes = values[dq.input[0]].astype(np.float32)
-            shape = [1] * codes.ndim
-            shape[axis] = -1
-            weight = (codes - zp.astype(np.float32).reshape(shape)) * scale.reshape(shape)
-        else:
+        if source not in values:
             raise ValueError(f"per-channel Q/DQ on an activation ({dq.name}) is not expected")
-        name = dq.output[0]
-        weights.append(numpy_helper.from_array(weight.astype(np.float32), name))
+        name = dq.output[0]  # the float weight, named as its consumers read it
+        weights.append(numpy_helper.from_array(values[source].astype(np.float32), name))
         overrides[name] = [
             {"axis": axis, "scale": np.array(s), "zero_point": np.array(z), "quant_type": qtype}
             for s, z in zip(scale.reshape(-1), zp.reshape(-1), strict=True)

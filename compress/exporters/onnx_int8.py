@@ -135,6 +135,18 @@ def float_inputs_unquantized(proto: Any, float_nodes: list[str], original: dict[
     return rewired
 
 
+def save_stamped(proto: Any, meta: dict[str, Any], path: Path) -> None:
+    """Write `proto` to `path` atomically with `meta` as its ``compress`` metadata (JSON)."""
+    import json
+
+    import onnx
+
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "compress", json.dumps(meta)
+    with atomic_path(path) as out:
+        onnx.save(proto, str(out))
+
+
 def quantize_qdq(
     source: Path,
     target: Path,
@@ -219,13 +231,7 @@ class OnnxInt8Exporter(Exporter):
                     "float_nodes": exclude,
                 }
             )
-            entry = proto.metadata_props.add()
-            entry.key = "compress"
-            import json
-
-            entry.value = json.dumps(meta)
-            with atomic_path(path) as out:
-                onnx.save(proto, str(out))
+            save_stamped(proto, meta, path)
             info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
             if s.auto_precision and not ctx.float_nodes:  # the ranking --auto-precision uses
                 from compress.exporters.sensitivity import float_units, tensor_sqnr
@@ -244,8 +250,6 @@ class OnnxInt8Exporter(Exporter):
         Runtime's quantiser place Q/DQ on every INT8-able tensor, with the learned parameters
         wherever a learned quantizer covers the tensor (`compress.exporters.learned_qdq`).
         """
-        import json
-
         import onnx
 
         from compress.quantize.graph import quantizers, set_observers
@@ -300,10 +304,7 @@ class OnnxInt8Exporter(Exporter):
                 images=len(ctx.calib_images),
                 activations=s.activation_type,
             )
-            entry = result.metadata_props.add()
-            entry.key, entry.value = "compress", json.dumps(meta)
-            with atomic_path(path) as out:
-                onnx.save(result, str(out))
+            save_stamped(result, meta, path)
             info: dict[str, Any] = {"calibration": meta["calibration"], "opset": s.opset}
             if s.compare_speed:
                 info["speed_vs_fp32"] = self._speed(fp32, path, ctx)

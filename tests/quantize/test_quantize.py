@@ -209,6 +209,11 @@ def test_quantize_errors_are_one_line(trained, tmp_path):
         run("export", quantized, "--format", "onnx", "-o", tmp_path / "e"), "cannot hold"
     )
     assert_one_line_error(
+        run("export", trained, "--format", "onnx-int8", "--qdq-placement", "ort",
+            "-o", tmp_path / "p"),
+        "is float",
+    )  # fmt: skip
+    assert_one_line_error(
         run("quantize", trained, "--method", "fitnet", "-o", tmp_path / "f"), "logit objectives"
     )
     other = compress.create_model("resnet8", num_classes=4, in_channels=1)
