@@ -7,6 +7,12 @@ model itself) — each exported to ONNX and run in ONNX Runtime on the full test
 agreement with the float model, latency at batch 1 and 64 on one thread (median of interleaved
 calls), and the time each took. Every row prints as soon as it is measured.
 
+``--placement`` picks the deployment the QAT/QAD rows are made for: ``ort`` (the default)
+quantizes with ``--activation-type uint8`` and exports with ``--qdq-placement ort`` (Q/DQ on
+every INT8-able tensor: fused INT8 kernels in ONNX Runtime); ``trt`` quantizes with symmetric
+int8 activations and exports the fake-quantized graph as it is (TensorRT's explicit
+quantization, which ONNX Runtime on a CPU runs as float work around Q/DQ).
+
     python benchmarks/qat.py --out runs/bench/qat --students mobilenetv2 shufflenetv2 resnet8x4
 """
 
@@ -79,7 +85,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--calls", type=int, default=30)
+    ap.add_argument("--placement", choices=("ort", "trt"), default="ort",
+                    help="QAT/QAD rows for ONNX Runtime (uint8, ort placement) or TensorRT")  # fmt: skip
     args = ap.parse_args()
+    activations = "uint8" if args.placement == "ort" else "int8"
     from compress.artifacts import read_header
     from compress.exporters.api import dataset_images
     from compress.train import TrainConfig
@@ -91,8 +100,8 @@ def main() -> None:
     print("| student | seed | variant | status | top-1 (%) | agreement with fp32 (%) "
           "| batch 1 ms | batch 64 ms | time (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    for student in args.students:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed-major: a cut-short run still has every student once
+        for student in args.students:
             base = out / f"{student}-s{seed}"
             t0 = time.perf_counter()
             if not (base / "fp32" / "summary.json").exists():
@@ -101,7 +110,7 @@ def main() -> None:
                        "progress": False, "device": "cpu", "output": str(base / "fp32"),
                        "resume": (base / "fp32").exists()}  # fmt: skip
                 VERBS.get("train")(build(TrainConfig, cfg), log=lambda _m: None)
-            fp32_model = base / "fp32" / "model.safetensors"
+            fp32_model = base / "fp32" / "last.safetensors"  # not its best epoch on the test set
             seconds = {"fp32": time.perf_counter() - t0}
             header = read_header(fp32_model)
             images, labels = dataset_images(header, split="test", count=10000, data_dir=None)
@@ -122,17 +131,18 @@ def main() -> None:
                 from compress.quantize.config import QuantizeConfig
 
                 t0 = time.perf_counter()
-                run_dir = base / name
+                run_dir = base / f"{name}-{args.placement}"
                 try:
                     if not (run_dir / "summary.json").exists():
                         cfg = {"model": str(fp32_model), "method": method,
                                "epochs": args.qat_epochs, "seed": seed, "data": data,
+                               "activation_type": activations,
                                "progress": False, "device": "cpu", "output": str(run_dir),
                                "resume": run_dir.exists()}  # fmt: skip
                         VERBS.get("quantize")(build(QuantizeConfig, cfg), log=lambda _m: None)
                     files[name], status[name] = export(
-                        run_dir / "model.safetensors", base / f"{name}-onnx", "onnx-int8",
-                        {"compare_speed": False},
+                        run_dir / "model.safetensors", base / f"{name}-{args.placement}-onnx", "onnx-int8",
+                        {"compare_speed": False, "qdq_placement": args.placement},
                     )  # fmt: skip
                 except CompressError as exc:  # e.g. R2KD's structured copy of a ShuffleNet
                     files[name], status[name] = None, f"not run: {str(exc).splitlines()[0]}"
@@ -146,13 +156,14 @@ def main() -> None:
                 pred = predictions(path, images) if path else None
                 row = {
                     "student": student, "seed": seed, "variant": name, "status": status[name],
+                    "placement": args.placement if name.startswith("qa") else None,
                     "top1": float((pred == labels).mean()) if pred is not None else None,
                     "agreement": float((pred == ref).mean()) if pred is not None else None,
                     "batch1_ms": lat1.get(name), "batch64_ms": lat64.get(name),
                     "seconds": seconds[name],
                 }  # fmt: skip
                 rows.append(row)
-                (out / "results.json").write_text(json.dumps(rows, indent=2))
+                (out / f"results-{args.placement}.json").write_text(json.dumps(rows, indent=2))
 
                 def fmt(v, scale=1.0, digits=2):
                     return "–" if v is None else f"{scale * v:.{digits}f}"

@@ -271,7 +271,7 @@ class OnnxInt8Exporter(Exporter):
             raise ValueError("the ort placement of a quantized model needs calibration images")
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        from compress.exporters.learned_qdq import calibrated_tensors, learned_params
+        from compress.exporters.learned_qdq import calibrated_tensors, float_outputs, learned_params
 
         with tempfile.TemporaryDirectory() as tmp:
             fq = export_onnx(model, Path(tmp) / "fq.onnx", ctx.header.input_shape, opset=s.opset)
@@ -297,10 +297,12 @@ class OnnxInt8Exporter(Exporter):
                 },
             )
             result = onnx.load(str(quantized))
+            float_out = float_outputs(result)
             calibrated = calibrated_tensors(result, overrides)
             meta["calibration"].update(
                 learned_tensors=len(overrides),
                 calibrated_tensors=calibrated,
+                float_outputs=float_out,
                 images=len(ctx.calib_images),
                 activations=s.activation_type,
             )

@@ -130,6 +130,11 @@ def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_p
     ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
     assert ops["QLinearConv"] == 9 and ops["QLinearAdd"] == 3, ops
     assert ops["Conv"] == 0 and ops["Add"] == 0 and ops["Relu"] == 0, ops
+    # the logits stay float, as in the fake-quantized model; the classifier is still INT8
+    assert calibration["float_outputs"] == [o.name for o in proto.graph.output]
+    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
+    assert producer[proto.graph.output[0].name] == "Gemm"
+    assert ops["QGemm"] == 1 and ops["Gemm"] == 0, ops
     images, _ = dataset_images(read_header(q / "model.safetensors"), split="test", count=400,
                                data_dir=None)  # fmt: skip
     with torch.no_grad():
