@@ -98,6 +98,38 @@ def test_qat_fixes_what_post_training_int8_breaks(trained, tmp_path):
         "onnx-int8"]["validation"]["top1_agreement"] + 0.03  # fmt: skip
 
 
+def test_exported_int8_weights_are_the_fake_quantized_weights(trained, tmp_path):
+    """The ONNX file's weights, dequantized, equal the weights PyTorch's fake-quantized model
+    computes with, bit for bit, and none sits on a rounding tie (scale ``amax / 127``)."""
+    q = tmp_path / "q"
+    assert run("quantize", trained, "--epochs", "1", "--device", "cpu", "--method", "none",
+               "-o", q, "--set", "progress=false").exit_code == 0  # fmt: skip
+    result = run("export", q / "model.safetensors", "--format", "onnx-int8",
+                 "--no-compare-speed", "-o", tmp_path / "e")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = load_model(q / "model.safetensors")
+    proto = onnx.load(str(tmp_path / "e" / "model.int8.onnx"))
+    inits = {t.name for t in proto.graph.initializer}
+    quantized = {n.output[0]: n.input[0] for n in proto.graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] in inits}  # fmt: skip
+    weights = {n.output[0]: quantized[n.input[0]] for n in proto.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] in quantized}  # fmt: skip
+    assert len(weights) == 10  # resnet8: 9 convolutions and the classifier
+    del proto.graph.output[:]
+    proto.graph.output.extend(onnx.ValueInfoProto(name=n) for n in weights)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(proto.SerializeToString(), opts)
+    got = session.run(None, {"input": np.zeros((1, 1, 8, 8), np.float32)})
+    for (_, name), onnx_weight in zip(weights.items(), got, strict=True):
+        layer = model.get_submodule(name.rsplit(".", 2)[0])  # e.g. layer1.0.conv1 of …conv.weight
+        weight = layer.conv.weight if hasattr(layer, "conv") else layer.linear.weight
+        with torch.no_grad():
+            ratio = (weight / layer.weight_fake_quant.scale.view(-1, *[1] * (weight.dim() - 1)))
+            assert float(ratio.abs().max()) <= 127.0 + 1e-3, name  # the largest on ±127
+            assert np.array_equal(onnx_weight, layer.weight_fake_quant(weight).numpy()), name
+
+
 def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_path):
     """``--qdq-placement ort`` of a model quantized with uint8 activations: every convolution
     and add runs as a fused ONNX Runtime INT8 kernel, the learned scales stand where a learned
