@@ -125,7 +125,7 @@ def test_exported_int8_weights_are_the_fake_quantized_weights(trained, tmp_path)
         layer = model.get_submodule(name.rsplit(".", 2)[0])  # e.g. layer1.0.conv1 of …conv.weight
         weight = layer.conv.weight if hasattr(layer, "conv") else layer.linear.weight
         with torch.no_grad():
-            ratio = (weight / layer.weight_fake_quant.scale.view(-1, *[1] * (weight.dim() - 1)))
+            ratio = weight / layer.weight_fake_quant.scale.view(-1, *[1] * (weight.dim() - 1))
             assert float(ratio.abs().max()) <= 127.0 + 1e-3, name  # the largest on ±127
             assert np.array_equal(onnx_weight, layer.weight_fake_quant(weight).numpy()), name
 
@@ -172,7 +172,9 @@ def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_p
     with torch.no_grad():
         fq = model(torch.from_numpy(images)).numpy().argmax(1)
     got = ort.InferenceSession(str(path)).run(None, {"input": images})[0].argmax(1)
-    assert float((got == fq).mean()) >= 0.97
+    # the model adds the int32 bias ONNX Runtime's kernels add: the same function up to rounding
+    assert read_header(q / "model.safetensors").quantization["bias"] == "int32"
+    assert float((got == fq).mean()) >= 0.99
 
 
 def test_quantized_files_replay_their_quantization_in_a_fresh_process(trained, tmp_path):
