@@ -167,3 +167,23 @@ def reloads_identically(path: Path, x, expected, *, params: int | None = None) -
             str(-1 if params is None else params),
         ]
         return subprocess.run(args).returncode == 0
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interruptible(args: list[str], **kwargs):
+    """`subprocess.Popen(args)` whose process takes SIGINT as a Ctrl-C, however the tests run.
+
+    A shell starts a background job (`bash .ci/run &`, `nohup make test &`) with SIGINT ignored,
+    its children inherit that, and Python installs its KeyboardInterrupt handler only where
+    SIGINT is not ignored: a SIGINT sent to such a `compress` process does nothing, and a test
+    waiting for it to stop runs into its deadline. The child restores the default action
+    before it starts Python, as a process started from a terminal has it.
+    """
+    import subprocess
+
+    return subprocess.Popen(args, preexec_fn=_default_sigint, **kwargs)

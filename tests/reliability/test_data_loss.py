@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from compress.artifacts import read_header
-from tests.conftest import FAST_DIGITS
+from tests.conftest import FAST_DIGITS, interruptible
 
 COMPRESS = [sys.executable, "-m", "compress"]
 
@@ -37,7 +37,7 @@ def compress_run(*args, **kwargs) -> subprocess.CompletedProcess:
 
 
 def start(*args) -> subprocess.Popen:
-    return subprocess.Popen(
+    return interruptible(
         [*COMPRESS, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from compress.artifacts import load_state
 from compress.cli import cli
-from tests.conftest import write_digits_folder
+from tests.conftest import interruptible, write_digits_folder
 
 COMPRESS = [sys.executable, "-m", "compress"]
 
@@ -35,7 +35,7 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path):
     out = tmp_path / "t"
     args = ["train", "--model", "resnet8", "--dataset", "digits", "--epochs", "10000",
             "--device", "cpu", "-o", str(out)]  # fmt: skip
-    proc = subprocess.Popen(
+    proc = interruptible(
         [*COMPRESS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     for line in proc.stdout:  # bounded: the run never ends on its own before the signal
