@@ -13,6 +13,10 @@ every INT8-able tensor: fused INT8 kernels in ONNX Runtime); ``trt`` quantizes w
 int8 activations and exports the fake-quantized graph as it is (TensorRT's explicit
 quantization, which ONNX Runtime on a CPU runs as float work around Q/DQ).
 
+``--reduce-range`` gives the QAT/QAD rows 7-bit weights and adds a PTQ row with them
+(``ptq-7bit``): on x86 CPUs without VNNI (AVX2) ONNX Runtime's INT8 kernels saturate with
+8-bit weights, and only 7-bit ones compute there what the fake-quantized model does.
+
     python benchmarks/qat.py --out runs/bench/qat --students mobilenetv2 shufflenetv2 resnet8x4
 """
 
@@ -85,9 +89,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--calls", type=int, default=30)
-    ap.add_argument("--placement", choices=("ort", "trt"), default="ort",
-                    help="QAT/QAD rows for ONNX Runtime (uint8, ort placement) or TensorRT")  # fmt: skip
+    ap.add_argument(
+        "--placement",
+        choices=("ort", "trt"),
+        default="ort",
+        help="QAT/QAD rows for ONNX Runtime (uint8, ort placement) or TensorRT",
+    )
+    ap.add_argument("--reduce-range", action="store_true",
+                    help="7-bit weights in the QAT/QAD rows, and a PTQ row with them (ptq-7bit): "
+                         "exact INT8 kernels on x86 CPUs without VNNI")  # fmt: skip
     args = ap.parse_args()
+    variants = (*VARIANTS[:2], "ptq-7bit", *VARIANTS[2:]) if args.reduce_range else VARIANTS
+    tag = args.placement + ("-7bit" if args.reduce_range else "")
     activations = "uint8" if args.placement == "ort" else "int8"
     from compress.artifacts import read_header
     from compress.exporters.api import dataset_images
@@ -119,11 +132,15 @@ def main() -> None:
             t0 = time.perf_counter()
             files["fp32"], status["fp32"] = export(fp32_model, base / "onnx", "onnx", {})
             seconds["fp32"] += time.perf_counter() - t0
-            for name, extra in (
+            ptq = [
                 ("ptq", {"float_first_last": False, "compare_speed": False}),
                 ("ptq+auto", {"float_first_last": False, "auto_precision": True,
                               "auto_precision_min_speedup": 0, "compare_speed": False}),
-            ):  # fmt: skip
+            ]  # fmt: skip
+            if args.reduce_range:
+                ptq.insert(1, ("ptq-7bit", {"float_first_last": False, "reduce_range": True,
+                                            "compare_speed": False}))  # fmt: skip
+            for name, extra in ptq:
                 t0 = time.perf_counter()
                 files[name], status[name] = export(fp32_model, base / name, "onnx-int8", extra)
                 seconds[name] = time.perf_counter() - t0
@@ -131,17 +148,18 @@ def main() -> None:
                 from compress.quantize.config import QuantizeConfig
 
                 t0 = time.perf_counter()
-                run_dir = base / f"{name}-{args.placement}"
+                run_dir = base / f"{name}-{tag}"
                 try:
                     if not (run_dir / "summary.json").exists():
                         cfg = {"model": str(fp32_model), "method": method,
                                "epochs": args.qat_epochs, "seed": seed, "data": data,
                                "activation_type": activations,
+                               "reduce_range": args.reduce_range,
                                "progress": False, "device": "cpu", "output": str(run_dir),
                                "resume": run_dir.exists()}  # fmt: skip
                         VERBS.get("quantize")(build(QuantizeConfig, cfg), log=lambda _m: None)
                     files[name], status[name] = export(
-                        run_dir / "model.safetensors", base / f"{name}-{args.placement}-onnx", "onnx-int8",
+                        run_dir / "model.safetensors", base / f"{name}-{tag}-onnx", "onnx-int8",
                         {"compare_speed": False, "qdq_placement": args.placement},
                     )  # fmt: skip
                 except CompressError as exc:  # e.g. R2KD's structured copy of a ShuffleNet
@@ -151,19 +169,20 @@ def main() -> None:
             ref = predictions(ran["fp32"], images)
             lat1 = latency(ran, list(header.input_shape), 1, args.calls)
             lat64 = latency(ran, list(header.input_shape), 64, max(5, args.calls // 3))
-            for name in VARIANTS:
+            for name in variants:
                 path = ran.get(name)
                 pred = predictions(path, images) if path else None
                 row = {
                     "student": student, "seed": seed, "variant": name, "status": status[name],
                     "placement": args.placement if name.startswith("qa") else None,
+                    "reduce_range": args.reduce_range and (name.startswith("qa") or name == "ptq-7bit"),
                     "top1": float((pred == labels).mean()) if pred is not None else None,
                     "agreement": float((pred == ref).mean()) if pred is not None else None,
                     "batch1_ms": lat1.get(name), "batch64_ms": lat64.get(name),
                     "seconds": seconds[name],
                 }  # fmt: skip
                 rows.append(row)
-                (out / f"results-{args.placement}.json").write_text(json.dumps(rows, indent=2))
+                (out / f"results-{tag}.json").write_text(json.dumps(rows, indent=2))
 
                 def fmt(v, scale=1.0, digits=2):
                     return "–" if v is None else f"{scale * v:.{digits}f}"

@@ -302,6 +302,8 @@ class _Checker:
         if not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME for n in layers):
             self.fail("quantization.layers", "must hold layer names")
         self.integer(value, "activations", 0, 1_000_000)
+        if not isinstance(value.get("reduce_range", False), bool):
+            self.fail("quantization.reduce_range", "must be true or false")
         return value
 
     def pruning(self, value: Any) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ FLAGS = (
     Flag("--calib-images", "calib_images", f"INT8: real training images for calibration (default {Int8Settings.calib_images})."),
     Flag("--calib-method", "calib_method", f"INT8: minmax, entropy or percentile (default {Int8Settings.calib_method})."),
     Flag("--activation-type", "activation_type", "INT8 activations: uint8 (the default, fastest on x86 CPUs) or int8 (TensorRT)."),
+    Flag("--reduce-range", "reduce_range", "INT8: 7-bit weights, exact in ONNX Runtime on x86 CPUs without VNNI (AVX2), where 8-bit weights saturate its u8s8 kernels."),
     Flag("--float-first-last/--all-int8", "float_first_last", "INT8: keep the first conv and the classifier in float (the default), or quantise every layer."),
     Flag("--float-depthwise", "float_depthwise", "INT8: keep depthwise (grouped) convolutions in float too."),
     Flag("--auto-precision", "auto_precision", "INT8: if validation fails, keep the nodes INT8 damages most in float until it passes."),

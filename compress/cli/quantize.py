@@ -17,6 +17,7 @@ FLAGS = (
     Flag("--epochs", "epochs", "Fine-tuning epochs."),
     Flag("--calib-images", "calib_images", "Training images that set the initial scales."),
     Flag("--activation-type", "activation_type", "int8 (symmetric: TensorRT) or uint8 (a ReLU's output unsigned: ONNX Runtime on a CPU fuses it)."),
+    Flag("--reduce-range", "reduce_range", "7-bit weights: exact INT8 in ONNX Runtime on x86 CPUs without VNNI (AVX2), where 8-bit weights saturate its u8s8 kernels."),
     Flag("--observe", "observe", "Fraction of the epochs in which the observers move the scales."),
     Flag("--lr", "optim.lr", "Fine-tuning learning rate (cosine)."),
     Flag("--batch-size", "data.batch_size", "Batch size."),

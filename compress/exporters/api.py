@@ -160,6 +160,17 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
                 f"{', '.join(refused)} cannot hold; export it with --format onnx-int8 or "
                 "trt-int8, or export its float parent"
             )
+    if config.reduce_range and header.quantized:
+        learned = (
+            "7-bit weights already"
+            if header.quantization.get("reduce_range")
+            else "8-bit weights; for 7-bit ones quantize its float parent with compress quantize "
+            "--reduce-range"
+        )
+        raise CompressError(
+            f"--reduce-range sets post-training INT8's weight range; '{config.model}' learned "
+            f"its own: drop --reduce-range ({learned})"
+        )
     if config.qdq_placement is not None and not header.quantized:
         raise CompressError(
             f"--qdq-placement applies to a model made by compress quantize; '{config.model}' is "
@@ -297,6 +308,9 @@ def _export_one(
         entry["path"] = str(rejected / path.name)
         entry["validation"], entry["status"] = exc.report, "validation failed"
         _update_export_json(out, exporter.name, entry, source, rejected=True)
+        hint = saturation_hint(exporter, header)
+        if hint:
+            raise ExportValidationError(exporter.name, [*exc.failures, hint], exc.report) from None
         raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -308,6 +322,28 @@ def _export_one(
     _update_export_json(out, exporter.name, entry, source)
     log(describe(exporter.name, entry))
     return entry
+
+
+def saturation_hint(exporter: Any, header: ModelHeader) -> str | None:
+    """What to do when an 8-bit-weight ONNX INT8 file failed on a CPU whose kernels saturate.
+
+    ``None`` unless the format runs in ONNX Runtime on this CPU (``onnx-int8``), its weights
+    use 8 bits, and the CPU is x86 with AVX2 and no VNNI (`int8_products_saturate`).
+    """
+    from compress.runtime.machine import int8_products_saturate
+
+    if exporter.name != "onnx-int8" or not int8_products_saturate():
+        return None
+    where = (
+        "this CPU (x86 AVX2 without VNNI) saturates ONNX Runtime's INT8 products of 8-bit weights"
+    )
+    if header.quantized:
+        if header.quantization.get("reduce_range"):
+            return None
+        return f"{where}: quantize again with compress quantize --reduce-range (7-bit weights)"
+    if exporter.settings.reduce_range:
+        return None
+    return f"{where}: export with --reduce-range (7-bit weights)"
 
 
 def describe(fmt: str, entry: dict[str, Any]) -> str:

@@ -96,6 +96,10 @@ class Int8Settings(CommonExportSettings):
         calib_method: ``minmax``, ``entropy`` or ``percentile``.
         activation_type: INT8 activations as ``int8`` (symmetric; what TensorRT needs) or
             ``uint8`` (asymmetric; often faster on x86 CPUs without VNNI).
+        reduce_range: 7-bit weights (ONNX Runtime's ``reduce_range``): exact INT8 on x86 CPUs
+            without VNNI (AVX2), whose uint8 × int8 products saturate in 16 bits with 8-bit
+            weights; not needed with VNNI, AMX, on ARM or TensorRT. Post-training only: a
+            quantized model's weight range is its own (``compress quantize --reduce-range``).
         float_first_last: keep the first conv and the classifier in float (default: all-INT8
             lost 2.8 points on the quickstart's digits student; see docs/deploy.md).
         float_depthwise: keep every depthwise convolution (a Conv whose ``group`` is above 1) in
@@ -120,6 +124,7 @@ class Int8Settings(CommonExportSettings):
     calib_images: int = 512
     calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     activation_type: Literal["int8", "uint8"] = "uint8"
+    reduce_range: bool = False
     float_first_last: bool = True
     float_depthwise: bool = False
     auto_precision: bool = False
@@ -167,6 +172,7 @@ class ExportSettings:
     calib_images: int | None = None
     calib_method: Literal["minmax", "entropy", "percentile"] | None = None
     activation_type: Literal["int8", "uint8"] | None = None
+    reduce_range: bool | None = None
     float_first_last: bool | None = None
     float_depthwise: bool | None = None
     auto_precision: bool | None = None

@@ -155,11 +155,13 @@ def quantize_qdq(
     *,
     exclude: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    reduce_range: bool = False,
 ) -> None:
     """ONNX Runtime's static Q/DQ quantiser as every INT8 export here calls it.
 
-    Weights symmetric int8 per channel; activations as `settings` say, calibrated on
-    `calib_images`; `exclude` names nodes kept in float; `extra` adds quantiser options.
+    Weights symmetric int8 per channel (7-bit with `reduce_range`); activations as `settings`
+    say, calibrated on `calib_images`; `exclude` names nodes kept in float; `extra` adds
+    quantiser options.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -169,6 +171,7 @@ def quantize_qdq(
         Calibration(calib_images, "input"),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
+        reduce_range=reduce_range,
         weight_type=QuantType.QInt8,
         activation_type=QuantType.QInt8 if settings.activation_type == "int8" else QuantType.QUInt8,
         calibrate_method={
@@ -216,7 +219,9 @@ class OnnxInt8Exporter(Exporter):
                 exclude += [n for n in grouped_convs(pre) if n not in exclude]
             exclude += [n for n in ctx.float_nodes if n not in exclude]
             quantized = Path(tmp) / "int8.onnx"
-            quantize_qdq(pre, quantized, ctx.calib_images, s, exclude=exclude)
+            quantize_qdq(
+                pre, quantized, ctx.calib_images, s, exclude=exclude, reduce_range=s.reduce_range
+            )
             proto = onnx.load(str(quantized))
             pre_graph = onnx.load(str(pre), load_external_data=False).graph
             float_inputs_unquantized(
@@ -228,6 +233,7 @@ class OnnxInt8Exporter(Exporter):
                     "images": len(ctx.calib_images),
                     "method": s.calib_method,
                     "activations": s.activation_type,
+                    "reduce_range": s.reduce_range,
                     "float_nodes": exclude,
                 }
             )

@@ -83,7 +83,11 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
 
         _, eval_loader = build_loaders(data, data_settings, device=device, seed=config.seed)
         top1_fp32 = evaluate(float_model, eval_loader)["top1"]
-        qmodel, record = insert(copy.deepcopy(float_model).cpu(), config.activation_type)
+        qmodel, record = insert(
+            copy.deepcopy(float_model).cpu(),
+            config.activation_type,
+            reduce_range=config.reduce_range,
+        )
         qmodel.compress_header = header.replace(quantization=record)
         qmodel.to(device)
         held = holdout_loader(data, data_settings, config.calib_images, device=device)

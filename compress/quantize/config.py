@@ -30,6 +30,9 @@ class QuantizeConfig(TrainSettings):
         activation_type: ``int8`` (symmetric activations: TensorRT's convention, what
             ``trt-int8`` needs) or ``uint8`` (a ReLU's output unsigned, so ONNX Runtime on a CPU
             fuses convolution and quantizer into one INT8 kernel).
+        reduce_range: 7-bit weights (every weight on [-63, 63]): exact in ONNX Runtime's INT8
+            kernels on x86 CPUs without VNNI (AVX2), whose uint8 × int8 products saturate in
+            16 bits with 8-bit weights; not needed with VNNI, AMX, on ARM or TensorRT.
         observe: fraction of the epochs during which the activation scales keep moving with
             the training batches (0: fixed at their calibrated values, the default); the
             weight scales always follow the weights.
@@ -50,6 +53,7 @@ class QuantizeConfig(TrainSettings):
     method_args: dict[str, Any] = field(default_factory=dict)
     calib_images: int = 512
     activation_type: Literal["int8", "uint8"] = "int8"
+    reduce_range: bool = False
     observe: float = 0.0
     data: DataSettings = field(default_factory=lambda: DataSettings(name=""))
     epochs: int = 10

@@ -80,9 +80,12 @@ class _NarrowRange:
     [-128, 127] range, so the quantizer keeps it and only the scale differs.
     """
 
+    #: The largest quantized magnitude: ``amax`` maps onto it.
+    LEVELS = 127.0
+
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         scale, zero_point = super().calculate_qparams()  # type: ignore[misc]
-        return scale * (127.5 / 127.0), zero_point
+        return scale * (127.5 / self.LEVELS), zero_point
 
 
 class NarrowRangeObserver(_NarrowRange, MovingAverageMinMaxObserver):
@@ -93,15 +96,31 @@ class NarrowRangePerChannelObserver(_NarrowRange, MovingAveragePerChannelMinMaxO
     """A per-channel symmetric observer with ``amax / 127`` scales (`_NarrowRange`)."""
 
 
-def weight_quantizer() -> FakeQuantize:
+class ReducedRangePerChannelObserver(NarrowRangePerChannelObserver):
+    """Per-channel symmetric scales of ``amax / 63``: 7-bit weights (``reduce_range``).
+
+    On an x86 CPU without VNNI (AVX2), ONNX Runtime's u8s8 INT8 kernels multiply with
+    ``vpmaddubsw``, which adds two uint8 × int8 products into a saturating int16: 255 × 127 × 2
+    overflows it, and a QAT model's INT8 file lost 4.7 points against its fake-quantized model
+    on an AMD EPYC (AVX2) for that alone. With every weight in [-63, 63] the pair sum stays
+    below 2^15 (255 × 64 × 2 = 32,640) and the kernel is exact on every CPU; ONNX Runtime's
+    quantiser calls the same remedy ``reduce_range``. The quantizer keeps the [-128, 127]
+    range the exporter takes; only the scale differs (as in `_NarrowRange`).
+    """
+
+    LEVELS = 63.0
+
+
+def weight_quantizer(reduce_range: bool = False) -> FakeQuantize:
     """Symmetric per-output-channel INT8 for a convolution's or linear layer's weight.
 
     Its scale follows the weights as they train (the range of the current weights: averaging
     constant 1), so the exported scale is the one the final weights have; it is ``amax / 127``
-    (`_NarrowRange`).
+    (`_NarrowRange`), or ``amax / 63`` with `reduce_range` (`ReducedRangePerChannelObserver`).
     """
+    observer = ReducedRangePerChannelObserver if reduce_range else NarrowRangePerChannelObserver
     return FakeQuantize(
-        observer=NarrowRangePerChannelObserver.with_args(averaging_constant=1.0),
+        observer=observer.with_args(averaging_constant=1.0),
         quant_min=QMIN,
         quant_max=QMAX,
         dtype=torch.qint8,
@@ -136,10 +155,10 @@ class _BiasInt32:
 class QuantConv2d(_BiasInt32, nn.Module):
     """A ``Conv2d`` whose weight passes through its quantizer on every forward."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, reduce_range: bool = False) -> None:
         super().__init__()
         self.conv = conv
-        self.weight_fake_quant = weight_quantizer()
+        self.weight_fake_quant = weight_quantizer(reduce_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         weight = self.weight_fake_quant(self.conv.weight)
@@ -149,10 +168,10 @@ class QuantConv2d(_BiasInt32, nn.Module):
 class QuantLinear(_BiasInt32, nn.Module):
     """A ``Linear`` whose weight passes through its quantizer on every forward."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, reduce_range: bool = False) -> None:
         super().__init__()
         self.linear = linear
-        self.weight_fake_quant = weight_quantizer()
+        self.weight_fake_quant = weight_quantizer(reduce_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         weight = self.weight_fake_quant(self.linear.weight)
@@ -186,7 +205,11 @@ def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 
 def insert(
-    model: nn.Module, activations: str = "int8", *, bias: str | None = None
+    model: nn.Module,
+    activations: str = "int8",
+    *,
+    bias: str | None = None,
+    reduce_range: bool = False,
 ) -> tuple[fx.GraphModule, dict[str, Any]]:
     """The fake-quantized graph of `model` (BN folded) and its record.
 
@@ -196,6 +219,8 @@ def insert(
             output unsigned, for ONNX Runtime on a CPU; other tensors stay symmetric INT8).
         bias: ``float`` (TensorRT adds the bias in float) or ``int32`` (ONNX Runtime's INT8
             kernels: `_BiasInt32`); default ``int32`` for ``uint8`` activations, else ``float``.
+        reduce_range: 7-bit weights (``amax / 63``), exact in ONNX Runtime's INT8 kernels on
+            x86 CPUs without VNNI (`ReducedRangePerChannelObserver`).
 
     Returns:
         ``(graph_module, record)``; the record (JSON) lists the quantized layers and tensors.
@@ -223,7 +248,8 @@ def insert(
         if node.op == "call_module" and isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
             source = node.args[0]
             layer = modules[node.target]
-            wrapper = QuantConv2d(layer) if isinstance(layer, nn.Conv2d) else QuantLinear(layer)
+            kind = QuantConv2d if isinstance(layer, nn.Conv2d) else QuantLinear
+            wrapper = kind(layer, reduce_range)
             if isinstance(source, fx.Node):
                 node.replace_input_with(source, quantized(source))
                 if bias == "int32":  # a plain list: the quantizer stays registered once
@@ -246,7 +272,10 @@ def insert(
         "activation_type": activations,
         "bias": bias,
         "residual_adds": adds,
-        "weights": "int8 symmetric, per output channel",
+        "reduce_range": reduce_range,
+        "weights": "int8 symmetric, per output channel"
+        if not reduce_range
+        else "int8 symmetric on [-63, 63] (7-bit, reduce_range), per output channel",
         "inputs": "int8 symmetric, per tensor"
         if activations == "int8"
         else "uint8 after a ReLU, int8 symmetric elsewhere, per tensor",
@@ -265,9 +294,13 @@ def rebuild(model: nn.Module, record: dict[str, Any]) -> fx.GraphModule:
             f"the model file's quantization scheme {record.get('scheme')!r} is not {SCHEME!r}; it "
             "was written by another compress"
         )
-    # files written before the int32 bias have no "bias" entry: they computed with a float one
+    # files written before the int32 bias have no "bias" entry: they computed with a float one;
+    # files from before reduce_range have 8-bit weights
     gm, again = insert(
-        model, record.get("activation_type", "int8"), bias=record.get("bias", "float")
+        model,
+        record.get("activation_type", "int8"),
+        bias=record.get("bias", "float"),
+        reduce_range=bool(record.get("reduce_range", False)),
     )
     if again["layers"] != record.get("layers") or again["activations"] != record.get("activations"):
         raise CompressError(

@@ -78,6 +78,21 @@ def cpu_flags() -> List[str]:
     return [f for f in KERNEL_FLAGS if f in have]
 
 
+def int8_products_saturate(
+    flags: Optional[List[str]] = None, machine: Optional[str] = None
+) -> bool:
+    """Whether ONNX Runtime's u8s8 INT8 kernels saturate on this CPU: x86 with AVX2, no VNNI.
+
+    There they add two uint8 × int8 products into a saturating int16 (``vpmaddubsw``), which
+    8-bit weights can overflow; VNNI, AMX and ARM's dot products accumulate in int32.
+    `flags` and `machine` default to this CPU's (`cpu_flags`, ``platform.machine()``).
+    """
+    flags = cpu_flags() if flags is None else flags
+    machine = platform.machine() if machine is None else machine
+    exact = {"avx512_vnni", "avx_vnni", "amx_tile"}
+    return machine in ("x86_64", "AMD64") and "avx2" in flags and not exact & set(flags)
+
+
 def environment() -> Dict[str, Any]:
     """What this machine is: CPU, GPU, library versions, Jetson state."""
     versions: Dict[str, Optional[str]] = {"python": platform.python_version()}

@@ -130,17 +130,27 @@ def test_exported_int8_weights_are_the_fake_quantized_weights(trained, tmp_path)
             assert np.array_equal(onnx_weight, layer.weight_fake_quant(weight).numpy()), name
 
 
-def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_path):
+@pytest.mark.parametrize("weights", ["7-bit", "8-bit"])
+def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_path, weights):
     """``--qdq-placement ort`` of a model quantized with uint8 activations: every convolution
     and add runs as a fused ONNX Runtime INT8 kernel, the learned scales stand where a learned
-    quantizer covers the tensor, and the file agrees with the fake-quantized model."""
+    quantizer covers the tensor, and the file agrees with the fake-quantized model.
+
+    7-bit weights (``--reduce-range``) make ONNX Runtime's kernels exact on every CPU; 8-bit
+    ones only where they accumulate in int32 (VNNI, AMX, ARM): on x86 AVX2 without VNNI its
+    u8s8 products saturate (the file lost 4.7 points against the model on an AMD EPYC)."""
     from collections import Counter
 
     from compress.exporters.api import dataset_images
+    from compress.runtime.machine import int8_products_saturate
 
+    if weights == "8-bit" and int8_products_saturate():
+        pytest.skip("8-bit weights saturate ONNX Runtime's INT8 kernels on x86 AVX2 without VNNI")
     q = tmp_path / "q"
+    extra = ["--reduce-range"] if weights == "7-bit" else []
     assert run("quantize", trained, "--epochs", "1", "--device", "cpu", "--activation-type",
-               "uint8", "-o", q, "--set", "progress=false").exit_code == 0  # fmt: skip
+               "uint8", *extra, "-o", q, "--set", "progress=false").exit_code == 0  # fmt: skip
+    assert read_header(q / "model.safetensors").quantization["reduce_range"] == bool(extra)
     result = run("export", q / "model.safetensors", "--format", "onnx-int8", "--qdq-placement",
                  "ort", "--no-compare-speed", "-o", tmp_path / "e")  # fmt: skip
     assert result.exit_code == 0, result.output
