@@ -23,7 +23,7 @@ FLAGS = (
     Flag("--float-depthwise", "float_depthwise", "INT8: keep depthwise (grouped) convolutions in float too."),
     Flag("--auto-precision", "auto_precision", "INT8: if validation fails, keep the nodes INT8 damages most in float until it passes."),
     Flag("--compare-speed/--no-compare-speed", "compare_speed", "INT8: time fp32 and INT8 ONNX on this CPU at the MAX batch, at most 64 (on by default)."),
-    Flag("--qdq-placement", "qdq_placement", "A quantize'd model's onnx-int8: trt (the default: Q/DQ only where the model quantizes, TensorRT's explicit quantization) or ort (Q/DQ on every INT8-able tensor, learned scales where learned: fused INT8 kernels in ONNX Runtime for a model quantized with --activation-type uint8)."),
+    Flag("--qdq-placement", "qdq_placement", "A quantize'd model's onnx-int8: trt (Q/DQ only where the model quantizes: TensorRT's explicit quantization; the default for --activation-type int8) or ort (Q/DQ on every INT8-able tensor, learned scales where learned: fused INT8 kernels in ONNX Runtime; the default for a model quantized with --activation-type uint8)."),
     Flag("--workspace-gb", "workspace_gb", f"trt: builder workspace limit (default {TensorRTSettings.workspace_gb})."),
     Flag("--data-dir", "data_dir", "Where the model's dataset is.", kind="dir"),
     Flag("--output", "output", "Output directory.", short="-o", kind="dir"),

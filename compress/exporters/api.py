@@ -151,6 +151,11 @@ def export(config: ExportConfig, *, log: Any = print) -> dict[str, Any]:
         )
     header = read_header(config.model)
     BatchSpec.parse(config.batch)
+    formats = {f.strip() for f in config.format.split(",")}
+    if header.quantized and config.qdq_placement is None and "onnx-int8" in formats:
+        # the flavour the model was quantized for: uint8 activations are ONNX Runtime's
+        uint8 = header.quantization.get("activation_type") == "uint8"
+        config = replace(config, qdq_placement="ort" if uint8 else "trt")
     exporters = make_exporters(config)
     if header.quantized:
         refused = [e.name for e in exporters if e.precision != "int8"]

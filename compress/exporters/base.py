@@ -113,12 +113,13 @@ class Int8Settings(CommonExportSettings):
         compare_speed: time the fp32 and INT8 files in ONNX Runtime on this CPU at the batch's
             MAX size (at most 64) and record both in ``export.json`` (``speed_vs_fp32``).
         qdq_placement: for a quantization-aware-trained model (``compress quantize``), where the
-            Q/DQ pairs go: ``trt`` (the default: only where the model quantizes, all learned:
-            TensorRT's explicit quantization; ``trt-int8`` always builds from this) or ``ort``
-            (every INT8-able tensor, as ONNX Runtime's quantiser places them, with the learned
+            Q/DQ pairs go: ``trt`` (only where the model quantizes, all learned: TensorRT's
+            explicit quantization; ``trt-int8`` always builds from this) or ``ort`` (every
+            INT8-able tensor, as ONNX Runtime's quantiser places them, with the learned
             parameters wherever a learned quantizer covers the tensor and calibrated ones
-            elsewhere: fused INT8 kernels in ONNX Runtime for a model quantized with
-            ``--activation-type uint8``). Refused for a float model.
+            elsewhere: fused INT8 kernels in ONNX Runtime). Unset: ``ort`` for a model quantized
+            with ``--activation-type uint8`` (ONNX Runtime's flavour), else ``trt``. Refused for
+            a float model.
     """
 
     calib_images: int = 512
