@@ -277,7 +277,12 @@ class OnnxInt8Exporter(Exporter):
             raise ValueError("the ort placement of a quantized model needs calibration images")
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        from compress.exporters.learned_qdq import calibrated_tensors, float_outputs, learned_params
+        from compress.exporters.learned_qdq import (
+            calibrated_tensors,
+            float_outputs,
+            learned_params,
+            merge_clipping_relus,
+        )
 
         with tempfile.TemporaryDirectory() as tmp:
             fq = export_onnx(model, Path(tmp) / "fq.onnx", ctx.header.input_shape, opset=s.opset)
@@ -304,11 +309,13 @@ class OnnxInt8Exporter(Exporter):
             )
             result = onnx.load(str(quantized))
             float_out = float_outputs(result)
+            merged = merge_clipping_relus(result)
             calibrated = calibrated_tensors(result, overrides)
             meta["calibration"].update(
                 learned_tensors=len(overrides),
                 calibrated_tensors=calibrated,
                 float_outputs=float_out,
+                merged_relus=merged,
                 images=len(ctx.calib_images),
                 activations=s.activation_type,
             )

@@ -174,6 +174,10 @@ def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_p
     ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
     assert ops["QLinearConv"] == 9 and ops["QLinearAdd"] == 3, ops
     assert ops["Conv"] == 0 and ops["Add"] == 0 and ops["Relu"] == 0, ops
+    # no Dequantize/Quantize pair between two INT8 kernels: only the input is quantized (a
+    # ReLU read by a block and its shortcut left one; `merge_clipping_relus`)
+    assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 0, ops
+    assert calibration["merged_relus"] > 0
     # the logits stay float, as in the fake-quantized model; the classifier is still INT8
     assert calibration["float_outputs"] == [o.name for o in proto.graph.output]
     producer = {o: n.op_type for n in proto.graph.node for o in n.output}
