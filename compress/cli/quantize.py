@@ -49,5 +49,8 @@ def quantize(
 
     given = {"model": model, **overrides(FLAGS, kw)}
     config = resolve_config(QuantizeConfig, config_path, given, assignments)
+    from compress.distributed import env
+
     result = VERBS.get("quantize")(config, log=echo)
-    echo(f"next: compress export {result['output']}/model.safetensors --format onnx-int8")
+    if env().is_main:  # under torchrun, once
+        echo(f"next: compress export {result['output']}/model.safetensors --format onnx-int8")

@@ -20,7 +20,7 @@ from typing import Any
 from compress.artifacts import default_output_dir, file_ref, load_model, read_header
 from compress.config import config_hash, hashed_dict, write_config
 from compress.errors import CompressError
-from compress.outputs import run_directory
+from compress.outputs import run_directory_main
 from compress.quantize.config import QuantizeConfig
 
 
@@ -58,13 +58,19 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
     teacher_path = config.teacher or config.model
     teacher_header = read_header(teacher_path)
     settings = method_settings(config.method, config.preset, config.method_args)
+    from compress.distributed import barrier, env, together
+
     device = resolve_device(config.device)
     data_settings = settings_for_model(header, config.data)
-    data = load_data_for_model(header, config.data, seed=config.seed)
-    check_fits(teacher_header, data.info, what="teacher")
+    with together():  # under torchrun, a data error on one rank stops every rank at once
+        data = load_data_for_model(header, config.data, seed=config.seed)
+        check_fits(teacher_header, data.info, what="teacher")
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("quantize", stem)
-    with run_directory(out, kind="quantize", resume=config.resume):
+    main = env().is_main
+    if not main:  # under torchrun rank 0 speaks and writes; the others train with it
+        log = _quiet
+    with run_directory_main(out, kind="quantize", resume=config.resume):
         digest = config_hash(
             {
                 "config": hashed_dict(config),
@@ -77,7 +83,8 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
             from compress.engine.checkpoint import check_resume
 
             check_resume(out / "state.pt", digest, config)
-        write_config(config, out, digest=digest)
+        if main:
+            write_config(config, out, digest=digest)
         float_model = load_model(config.model, device=device)
         from compress.data import build_loaders
 
@@ -127,6 +134,7 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
             callbacks=[QATCallback(config.observe)],
             keep="last",
         )
+        barrier()  # rank 0 wrote the model file
         final = load_model(out / "model.safetensors", device=device)
         moved = sum(
             1 for name, values in scales(final).items() if values != calibrated.get(name, values)
@@ -141,9 +149,14 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
         )
         from compress.artifacts import atomic_write_json
 
-        atomic_write_json(out / "summary.json", summary)
+        if main:
+            atomic_write_json(out / "summary.json", summary)
         log(
             f"INT8 (fake-quantized) top-1 {100 * summary['top1_int8']:.2f}% after "
             f"{config.epochs} epoch(s), fp32 {100 * top1_fp32:.2f}% → {out / 'model.safetensors'}"
         )
     return {**summary, "output": str(out)}
+
+
+def _quiet(_message: str) -> None:
+    """The log of ranks other than 0 under torchrun."""

@@ -138,3 +138,28 @@ def test_r2kd_under_two_processes_then_resume_after_sigkill(tmp_path, digits_mod
         "results.csv", "state.pt", "summary.json",
     ]  # fmt: skip
     assert torch.load(out / "state.pt", weights_only=True)["epoch"] == 4
+
+
+def test_quantize_under_two_processes_equals_one_at_twice_the_batch(tmp_path, digits_model):
+    """QAD under torchrun: BatchNorm is folded and the activation scales are fixed, so two
+    shares of a batch are the whole batch, as for a model without BatchNorm."""
+    root = Path(__file__).resolve().parents[2]
+    args = ["quantize", str(digits_model), "--epochs", "1", "--device", "cpu", "--set",
+            "progress=false", "--set", "data.train_subset=640"]  # fmt: skip
+    two = run([*TORCHRUN, "-m", "compress", *args, "--batch-size", "16", "-o",
+               str(tmp_path / "two")], cwd=root)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("next: compress export") == 1  # rank 0 speaks
+    one = run([sys.executable, "-m", "compress", *args, "--batch-size", "32", "-o",
+               str(tmp_path / "one")], cwd=root)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-2000:]
+    summaries = {k: json.loads((tmp_path / k / "summary.json").read_text()) for k in ("one", "two")}
+    assert summaries["two"]["world_size"] == 2 and summaries["two"]["global_batch"] == 32
+    a, b = (_metrics(tmp_path / k)[0] for k in ("one", "two"))
+    assert abs(a["train_loss"] - b["train_loss"]) < 1e-4 and a["top1"] == b["top1"], (a, b)
+    from compress.artifacts import load_model
+    from compress.quantize.graph import scales
+
+    s1, s2 = (scales(load_model(tmp_path / k / "model.safetensors")) for k in ("one", "two"))
+    assert s1.keys() == s2.keys()
+    assert max(abs(x - y) for k in s1 for x, y in zip(s1[k], s2[k], strict=True)) < 1e-4
