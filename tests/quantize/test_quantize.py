@@ -297,3 +297,27 @@ def test_quantize_from_the_notebook_and_the_pipeline(trained, tmp_path):
     entry = json.loads((tmp_path / "run" / "onnx" / "export.json").read_text())
     assert entry["formats"]["onnx-int8"]["calibration"]["learned_scales"]
     assert np.isfinite(entry["formats"]["onnx-int8"]["validation"]["top1_export"])
+
+
+def test_benchmark_rows_of_a_quantized_model(trained, tmp_path):
+    """``compress benchmark`` of a ``compress quantize`` file: its torch row is the
+    fake-quantized model, its onnx-int8 row the learned-scale file in ONNX Runtime's placement
+    (the default for uint8 activations), both measured and agreeing."""
+    q = tmp_path / "q"
+    assert run("quantize", trained, "--epochs", "1", "--device", "cpu", "--activation-type",
+               "uint8", "--reduce-range", "-o", q, "--set", "progress=false").exit_code == 0  # fmt: skip
+    out = tmp_path / "b"
+    result = run("benchmark", q / "model.safetensors", "--formats", "torch,onnx-int8", "--iters",
+                 "3", "--eval-images", "200", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r["format"]: r for r in json.loads((out / "benchmark.json").read_text())["rows"]}
+    torch_row, int8 = rows["torch"], rows["onnx-int8"]
+    assert torch_row["status"] == "ok" and int8["status"] == "ok", rows
+    assert (
+        int8["validation"]["top1_agreement"] >= 0.99
+        and abs(int8["top1"] - torch_row["top1"]) < 0.02
+    )
+    exported = json.loads((out / "q" / "export.json").read_text())["formats"]["onnx-int8"]
+    assert (
+        exported["calibration"]["learned_scales"] and exported["calibration"]["placement"] == "ort"
+    )
