@@ -177,7 +177,7 @@ def test_ort_placement_keeps_learned_scales_and_fuses_every_layer(trained, tmp_p
     # no Dequantize/Quantize pair between two INT8 kernels: only the input is quantized (a
     # ReLU read by a block and its shortcut left one; `merge_clipping_relus`)
     assert ops["QuantizeLinear"] == 1 and ops["DequantizeLinear"] == 0, ops
-    assert calibration["merged_relus"] > 0
+    assert calibration["merged_relus"] > 0 and calibration["pre_optimized"]
     # the logits stay float, as in the fake-quantized model; the classifier is still INT8
     assert calibration["float_outputs"] == [o.name for o in proto.graph.output]
     producer = {o: n.op_type for n in proto.graph.node for o in n.output}
