@@ -63,14 +63,12 @@ def cluster():
     try:
         yield f"127.0.0.1:{port}", env, temp_dir
     finally:
-        for _ in range(3):  # bounded: the cluster's processes, by PID
-            pids = _ray_pids(temp_dir)
-            for pid in pids:
+        deadline = time.monotonic() + 60  # the cluster's processes, by PID, until none is left
+        while (pids := _ray_pids(temp_dir)) and time.monotonic() < deadline:
+            for pid in pids:  # again each round: a raylet may have started a worker meanwhile
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            if not pids:
-                break
-            time.sleep(0.5)
+            time.sleep(0.05)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
