@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,15 @@ def _shutdown() -> None:
 def env() -> DistEnv:
     """This process's place (world size 1 when not distributed)."""
     return _ENV
+
+
+def rank_log(log: Callable[[str], None]) -> Callable[[str], None]:
+    """`log` on the process that speaks (rank 0, or the only one); a no-op on the other ranks."""
+    return log if _ENV.is_main else _silent
+
+
+def _silent(_message: str) -> None:
+    """The log of ranks other than 0 under torchrun."""
 
 
 def _collective(run: Any) -> Any:

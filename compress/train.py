@@ -40,10 +40,6 @@ class TrainConfig(TrainSettings):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
-def _quiet(_message: str) -> None:
-    """The log of ranks other than 0 under torchrun."""
-
-
 def describe_data(info: Any) -> str:
     """``digits (1,437 train / 360 test, 10 classes, 1×8×8)``."""
     h, w = info.input_size
@@ -63,7 +59,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
 
     from compress.artifacts import default_output_dir
     from compress.data import build_loaders, load_data
-    from compress.distributed import env, together
+    from compress.distributed import env, rank_log, together
     from compress.engine import SupervisedTask, fit, resolve_device
     from compress.engine.checkpoint import check_resume
     from compress.models import count_params, create_model
@@ -86,8 +82,7 @@ def train(config: TrainConfig, *, log: Any = print) -> dict[str, Any]:
         else default_output_dir("train", f"{config.model}_{info.name}")
     )
     main = env().is_main
-    if not main:
-        log = _quiet
+    log = rank_log(log)
     with run_directory_main(out, kind="train", resume=config.resume):
         digest = config_hash(config)
         # a run killed before its first checkpoint has nothing to resume: it starts over

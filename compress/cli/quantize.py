@@ -49,8 +49,8 @@ def quantize(
 
     given = {"model": model, **overrides(FLAGS, kw)}
     config = resolve_config(QuantizeConfig, config_path, given, assignments)
-    from compress.distributed import env
+    from compress.distributed import rank_log
 
     result = VERBS.get("quantize")(config, log=echo)
-    if env().is_main:  # under torchrun, once
-        echo(f"next: compress export {result['output']}/model.safetensors --format onnx-int8")
+    say = rank_log(echo)  # under torchrun, once
+    say(f"next: compress export {result['output']}/model.safetensors --format onnx-int8")

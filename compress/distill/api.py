@@ -87,11 +87,10 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
     info = data.info
     stem = f"{config.student}_{config.method}_{info.name}"
     out = Path(config.output) if config.output else default_output_dir("distill", stem)
-    from compress.distributed import env
+    from compress.distributed import env, rank_log
 
     main = env().is_main
-    if not main:
-        log = _quiet
+    log = rank_log(log)
     with run_directory_main(out, kind="distill", resume=config.resume):
         digest = config_hash(
             {"config": hashed_dict(config), "teacher": teacher_ref and teacher_ref["sha256"]}
@@ -121,10 +120,6 @@ def distill(config: DistillConfig, *, log: Any = print) -> dict[str, Any]:
             f"last {100 * summary['top1_last_mean']:.2f} ± {100 * summary['top1_last_std']:.2f}% → {out / 'summary.json'}"
         )
     return {**summary, "output": str(out)}
-
-
-def _quiet(_message: str) -> None:
-    """The log of ranks other than 0 under torchrun."""
 
 
 def _check_resume(out: Path, config: DistillConfig, digest: str) -> None:

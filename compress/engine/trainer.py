@@ -141,14 +141,14 @@ class Trainer:
         callbacks: list[Callback],
         keep: str = "best",
     ) -> None:
-        from compress.distributed import env
+        from compress.distributed import env, rank_log
 
         self.task, self.train_loader, self.eval_loader = task, train_loader, eval_loader
         self.settings, self.out, self.device = settings, out_dir, device
         self.config_hash, self.meta = config_hash, dict(save_meta or {})
         self.dist = env()
         self.main = self.dist.is_main  # only rank 0 writes files and logs
-        self.log = log if self.main else _quiet
+        self.log = rank_log(log)
         self.extra_callbacks = callbacks
         self.keep = keep
         self.start_epoch, self.best_top1, self.best_epoch, self.global_step = 0, -1.0, 0, 0
@@ -461,10 +461,6 @@ class Trainer:
                 best, self.eval_loader, best.compress_header.num_classes
             )
         return summary
-
-
-def _quiet(_message: str) -> None:
-    """The log of ranks other than 0."""
 
 
 def run_environment(settings: TrainSettings) -> dict[str, Any]:

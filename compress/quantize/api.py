@@ -58,7 +58,7 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
     teacher_path = config.teacher or config.model
     teacher_header = read_header(teacher_path)
     settings = method_settings(config.method, config.preset, config.method_args)
-    from compress.distributed import barrier, env, together
+    from compress.distributed import barrier, env, rank_log, together
 
     device = resolve_device(config.device)
     data_settings = settings_for_model(header, config.data)
@@ -67,9 +67,8 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
         check_fits(teacher_header, data.info, what="teacher")
     stem = Path(config.model).parent.name or Path(config.model).stem
     out = Path(config.output) if config.output else default_output_dir("quantize", stem)
-    main = env().is_main
-    if not main:  # under torchrun rank 0 speaks and writes; the others train with it
-        log = _quiet
+    main = env().is_main  # under torchrun rank 0 speaks and writes; the others train with it
+    log = rank_log(log)
     with run_directory_main(out, kind="quantize", resume=config.resume):
         digest = config_hash(
             {
@@ -156,7 +155,3 @@ def quantize(config: QuantizeConfig, *, log: Any = print) -> dict[str, Any]:
             f"{config.epochs} epoch(s), fp32 {100 * top1_fp32:.2f}% → {out / 'model.safetensors'}"
         )
     return {**summary, "output": str(out)}
-
-
-def _quiet(_message: str) -> None:
-    """The log of ranks other than 0 under torchrun."""
