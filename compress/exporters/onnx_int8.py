@@ -250,6 +250,9 @@ class OnnxInt8Exporter(Exporter):
             float_inputs_unquantized(
                 proto, exclude, {o: n.name for n in pre_graph.node for o in n.output}
             )
+            from compress.exporters.learned_qdq import shapes_of_quantized
+
+            shapes = shapes_of_quantized(proto)
             meta = provenance(ctx, fmt=self.name, precision="int8")
             meta.update(
                 calibration={
@@ -258,6 +261,7 @@ class OnnxInt8Exporter(Exporter):
                     "activations": s.activation_type,
                     "reduce_range": s.reduce_range,
                     "float_nodes": exclude,
+                    "shapes_of_quantized": shapes,
                 }
             )
             save_stamped(proto, meta, path)
@@ -304,6 +308,7 @@ class OnnxInt8Exporter(Exporter):
             float_outputs,
             learned_params,
             merge_clipping_relus,
+            shapes_of_quantized,
         )
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -332,12 +337,14 @@ class OnnxInt8Exporter(Exporter):
             result = onnx.load(str(quantized))
             float_out = float_outputs(result)
             merged = merge_clipping_relus(result)
+            shapes = shapes_of_quantized(result)
             calibrated = calibrated_tensors(result, overrides)
             meta["calibration"].update(
                 learned_tensors=len(overrides),
                 calibrated_tensors=calibrated,
                 float_outputs=float_out,
                 merged_relus=merged,
+                shapes_of_quantized=shapes,
                 pre_optimized=optimized,
                 images=len(ctx.calib_images),
                 activations=s.activation_type,
