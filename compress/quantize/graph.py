@@ -511,12 +511,13 @@ def calibrate(model: nn.Module, batches: Any, limit_images: int) -> int:
     """Set the scales from real training images (the PTQ path's calibration), fake quant off.
 
     Each activation's range is the mean, over steps of `CALIBRATION_CHUNK` images, of the
-    step's minimum and maximum, whatever size the loader's batches are. An observer's moving
-    average (constant 0.01) would instead keep the first batch's range: with the evaluation
-    loader's batches of 500 that was the range of one training image whose logits reached 115
-    (ten times the others), and a digits ShuffleNetV2 went from 86.9 % to 10.8 % top-1 once
-    quantized; the mean of 16 steps gives that image 1/16 of the weight (84.4 %). The
-    observers get their moving average back afterwards (`observe` > 0 trains with it).
+    step's minimum and maximum, whatever size the loader's batches are (a step may span two).
+    An observer's moving average (constant 0.01) would instead keep the first batch's range:
+    with the evaluation loader's batches of 500 that was the range of one training image whose
+    logits reached 115 (ten times the others), and a digits ShuffleNetV2 went from 86.9 % to
+    10.8 % top-1 once quantized; the mean of 16 steps gives that image 1/16 of the weight
+    (84.4 %). The observers get their moving average back afterwards (`observe` > 0 trains
+    with it).
 
     Returns:
         The images seen.
@@ -532,15 +533,27 @@ def calibrate(model: nn.Module, batches: Any, limit_images: int) -> int:
     ]
     constants = [o.averaging_constant for o in observers]
     seen = steps = 0
+    pending: list[torch.Tensor] = []  # images not yet in a step: steps span loader batches
+
+    def step(chunk: torch.Tensor) -> None:
+        nonlocal steps
+        for o in observers:  # the running mean of the steps' ranges
+            o.averaging_constant = 1.0 / (steps + 1)
+        model(chunk)
+        steps += 1
+
     for x, _ in batches:
-        for chunk in x[: limit_images - seen].split(CALIBRATION_CHUNK):
-            for o in observers:  # the running mean of the steps' ranges
-                o.averaging_constant = 1.0 / (steps + 1)
-            model(chunk)
-            seen += len(chunk)
-            steps += 1
+        x = x[: limit_images - seen]
+        seen += len(x)
+        pending.append(x)
+        while sum(len(p) for p in pending) >= CALIBRATION_CHUNK:
+            joined = torch.cat(pending)
+            step(joined[:CALIBRATION_CHUNK])
+            pending = [joined[CALIBRATION_CHUNK:]]
         if seen >= limit_images:
             break
+    if sum(len(p) for p in pending):
+        step(torch.cat(pending))
     for o, c in zip(observers, constants, strict=True):
         o.averaging_constant = c
     set_observers(model, False)  # the scales stay as calibrated until training moves them

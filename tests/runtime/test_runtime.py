@@ -131,3 +131,33 @@ def test_time_based_sampling_takes_at_least_n_calls_and_t_seconds(monkeypatch):
     assert (
         timing.summarize(timing.time_calls(fn, warmup=0, repeats=3, min_seconds=0.01))["runs"] == 10
     )
+
+
+def test_a_kernel_that_refuses_to_run_is_a_one_line_error(tmp_path):
+    """An ONNX file whose kernel fails at run time (a Reshape to a size the batch does not
+    divide; an INT8 kernel refusing its scales) is the runner's error, the file named, and
+    `compress profile` prints it on one line."""
+    import onnx
+    from click.testing import CliRunner
+    from onnx import TensorProto, helper
+
+    from compress.cli import cli
+    from compress.runtime.runners import make_runner
+    from tests.reliability.test_cli_errors import assert_one_line_error
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["input", "shape"], ["logits"], name="odd_reshape")],
+        "bad",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        [shape],
+    )
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    runner = make_runner("onnxruntime", str(path))
+    with pytest.raises(AgentError, match=r"onnxruntime could not run .*bad\.onnx: .*odd_reshape"):
+        runner.infer(np.zeros((1, 1, 2, 2), np.float32))
+    result = CliRunner().invoke(cli, ["profile", str(path), "--batch", "1", "--eval-images", "0",
+                                      "--warmup", "1", "--iters", "1", "--duration", "0"])  # fmt: skip
+    assert_one_line_error(result, "onnxruntime could not run")
