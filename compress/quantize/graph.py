@@ -186,7 +186,8 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise CompressError(
             f"this architecture cannot be traced by torch.fx ({first}), so quantization cannot "
-            "be inserted; quantize a model of the zoo (compress models)"
+            "be inserted; quantize a ResNet, WRN, MobileNetV2 or ShuffleNet of the zoo (compress "
+            "models; VGG branches on the input size and cannot be traced either)"
         ) from None
 
 
