@@ -215,42 +215,9 @@ def _is_relu(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 #: values come from a ReLU through ops that only move, pick or average them.
 RULES = 2
 
-#: Modules and functions that only move, pick or average values: they keep them non-negative.
-_KEEPS_SIGN_MODULES = (
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.Flatten,
-    nn.Identity,
-    FakeQuantize,
-)
-_KEEPS_SIGN_FUNCTIONS = (
-    operator.getitem,
-    torch.flatten,
-    torch.reshape,
-    torch.transpose,
-    torch.chunk,
-    torch.split,
-    F.max_pool2d,
-    F.avg_pool2d,
-    F.adaptive_avg_pool2d,
-    F.adaptive_max_pool2d,
-)
-_KEEPS_SIGN_METHODS = (
-    "view",
-    "reshape",
-    "transpose",
-    "permute",
-    "flatten",
-    "chunk",
-    "split",
-    "contiguous",
-    "mean",
-)
 #: Ops that only move or pick values: after one, values are still on their input's grid.
-_MOVE_MODULES = (nn.MaxPool2d, nn.Flatten, nn.Identity)
-_MOVE_FUNCTIONS = (
+_MOVE_MODULES: tuple[type, ...] = (nn.MaxPool2d, nn.Flatten, nn.Identity)
+_MOVE_FUNCTIONS: tuple[Any, ...] = (
     operator.getitem,
     torch.flatten,
     torch.reshape,
@@ -260,7 +227,7 @@ _MOVE_FUNCTIONS = (
     torch.split,
     F.max_pool2d,
 )
-_MOVE_METHODS = (
+_MOVE_METHODS: tuple[str, ...] = (
     "view",
     "reshape",
     "transpose",
@@ -270,6 +237,39 @@ _MOVE_METHODS = (
     "split",
     "contiguous",
 )
+#: Ops that move, pick or average values: they keep them non-negative.
+_KEEPS_SIGN_MODULES = (
+    *_MOVE_MODULES,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    FakeQuantize,
+)
+_KEEPS_SIGN_FUNCTIONS = (
+    *_MOVE_FUNCTIONS,
+    F.avg_pool2d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
+)
+_KEEPS_SIGN_METHODS = (*_MOVE_METHODS, "mean")
+
+
+def _is_one_of(
+    node: fx.Node,
+    modules: dict[str, nn.Module],
+    kinds: tuple[tuple[type, ...], tuple[Any, ...], tuple[str, ...]],
+) -> bool:
+    """Whether `node` calls one of `kinds` = (module types, functions, method names)."""
+    types, functions, methods = kinds
+    if node.op == "call_module":
+        return isinstance(modules.get(node.target), types)
+    if node.op == "call_function":
+        return node.target in functions
+    return node.op == "call_method" and node.target in methods
+
+
+_MOVES = (_MOVE_MODULES, _MOVE_FUNCTIONS, _MOVE_METHODS)
+_KEEPS_SIGN = (_KEEPS_SIGN_MODULES, _KEEPS_SIGN_FUNCTIONS, _KEEPS_SIGN_METHODS)
 #: Average poolings, whose input ONNX Runtime's INT8 kernels read quantized.
 _POOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 _POOL_FUNCTIONS = (F.avg_pool2d, F.adaptive_avg_pool2d)
@@ -288,12 +288,8 @@ def _nonnegative(node: Any, modules: dict[str, nn.Module], seen: dict[str, bool]
         items = node.args[0] if node.args else node.kwargs.get("tensors", ())
         result = bool(items) and all(_nonnegative(a, modules, seen) for a in items)
     else:
-        keeps = (
-            (node.op == "call_module" and isinstance(modules.get(node.target), _KEEPS_SIGN_MODULES))
-            or (node.op == "call_function" and node.target in _KEEPS_SIGN_FUNCTIONS)
-            or (node.op == "call_method" and node.target in _KEEPS_SIGN_METHODS)
-        )
-        result = keeps and bool(node.args) and _nonnegative(node.args[0], modules, seen)
+        keeps = _is_one_of(node, modules, _KEEPS_SIGN) and bool(node.args)
+        result = keeps and _nonnegative(node.args[0], modules, seen)
     seen[node.name] = result
     return result
 
@@ -301,12 +297,7 @@ def _nonnegative(node: Any, modules: dict[str, nn.Module], seen: dict[str, bool]
 def _moved_from(node: Any, modules: dict[str, nn.Module], mine: set[fx.Node]) -> fx.Node | None:
     """The quantizer node whose output `node` only moved (`_MOVE_FUNCTIONS`), or None."""
     while isinstance(node, fx.Node) and node not in mine:
-        moves = (
-            (node.op == "call_module" and isinstance(modules.get(node.target), _MOVE_MODULES))
-            or (node.op == "call_function" and node.target in _MOVE_FUNCTIONS)
-            or (node.op == "call_method" and node.target in _MOVE_METHODS)
-        )
-        if not moves or not node.args:
+        if not _is_one_of(node, modules, _MOVES) or not node.args:
             return None
         node = node.args[0]
     return node if isinstance(node, fx.Node) else None
