@@ -52,9 +52,13 @@ def test_calibration_averages_steps_of_32_images_whatever_the_batch():
     assert expected < 0.5 * float(x.abs().max()) / 127  # the outlier did not set it
     # the observers keep their moving average for training with `observe`
     assert input_quantizer(one).activation_post_process.averaging_constant == 0.01
-    # the limit counts images, not batches
+    # the limit counts images, not batches; a short last step counts by its images
     part, _ = G.insert(model)
     assert G.calibrate(part, [(x, None)], 50) == 50
+    a, b = x[:32], x[32:50]
+    low = (32 * float(a.min()) + 18 * float(b.min())) / 50
+    high = (32 * float(a.max()) + 18 * float(b.max())) / 50
+    assert input_quantizer(part).scale.item() == pytest.approx(max(-low, high) / 127, rel=1e-5)
 
 
 def test_shufflenet_concatenations_and_shuffles_keep_their_grids():
